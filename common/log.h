@@ -1,0 +1,31 @@
+// Logging for the daemons: one line per event, with the ids in it (run,
+// task, attempt), to stderr. dag/ and the wire codec never log.
+#ifndef WF_COMMON_LOG_H
+#define WF_COMMON_LOG_H
+
+typedef enum wf_log_level {
+	WF_LOG_DEBUG,
+	WF_LOG_INFO,
+	WF_LOG_WARN,
+	WF_LOG_ERROR,
+	WF_LOG_OFF,
+} wf_log_level;
+
+// wf_log_set_level sets the process-wide threshold (default INFO, or
+// $WEFT_LOG_LEVEL: debug, info, warn, error, off).
+void wf_log_set_level(wf_log_level level);
+wf_log_level wf_log_get_level(void);
+
+// wf_log_write prints "2026-11-27T02:00:00.004Z INFO  MESSAGE" as one write
+// (safe from any thread). Use the wf_log macro, which does not evaluate its
+// arguments below the threshold.
+void wf_log_write(wf_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define wf_log(level, ...)                                                \
+	do {                                                              \
+		if ((level) >= wf_log_get_level())                        \
+			wf_log_write((level), __VA_ARGS__);               \
+	} while (0)
+
+#endif

@@ -1,0 +1,755 @@
+// NNG REQ/REP endpoints bound to a libuv loop. An aio callback (an NNG
+// thread) only moves its context onto a mutex-protected queue and wakes the
+// loop; handlers, replies and every decision run on the loop thread.
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "common/wire.h"
+
+// NNG_OPT_RECVMAXSZ counts what is on the wire: the body (at most
+// WF_MSG_MAX, which the decoder checks again) plus the REQ/REP header of
+// 4 bytes per hop (NNG allows at most 15 hops).
+#define RECV_MAX (WF_MSG_MAX + 64)
+
+// Contexts a server keeps receiving, so a burst never waits for the loop.
+#define SERVER_SPARE 4
+// Redial backoff of clients: from 100 ms up to 2 s.
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 2000
+
+static void
+must(int rv)
+{
+	// NNG_ENOMEM is an allocation failure, which aborts (STYLE.md).
+	if (rv == NNG_ENOMEM)
+		abort();
+}
+
+static void
+msg_free(nng_msg *m)
+{
+	if (m != NULL)
+		nng_msg_free(m);
+}
+
+static nng_msg *
+msg_copy(const void *data, size_t len)
+{
+	nng_msg *m;
+	if (nng_msg_alloc(&m, len) != 0)
+		abort();
+	if (len > 0)
+		memcpy(nng_msg_body(m), data, len);
+	return m;
+}
+
+// --- Server -----------------------------------------------------------------
+
+// Who holds a request's context: NNG (RECV, SEND: an operation is
+// pending), the queue to the loop (QUEUED), or the handler (HELD).
+enum req_state { RS_IDLE, RS_RECV, RS_QUEUED, RS_HELD, RS_SEND };
+
+struct wf_request {
+	wf_server *s;
+	nng_ctx ctx;
+	nng_aio *aio;
+	nng_msg *msg;           // the request while QUEUED or HELD
+	enum req_state state;   // under s->mu
+	wf_request *next_ready; // under s->mu
+	wf_request *next_all;   // loop thread; freed only at close
+};
+
+struct wf_server {
+	uv_loop_t *loop;
+	nng_socket sock;
+	nng_listener listener;
+	wf_server_cb cb;
+	void *arg;
+	uv_async_t async;
+
+	pthread_mutex_t mu;     // guards the fields up to `all`
+	wf_request *ready_head; // received (or failed) contexts for the loop
+	wf_request *ready_tail;
+	size_t nrecv;           // contexts with a receive pending
+	bool closing;
+
+	wf_request *all; // every context, loop thread
+	size_t nctx;
+	size_t nheld;    // handed to the handler, not yet answered
+	size_t max_held;
+	bool dropping;   // logged the start of a drop spell
+	void (*close_cb)(void *arg);
+	void *close_arg;
+};
+
+static void
+ready_push(wf_server *s, wf_request *r)
+{
+	r->next_ready = NULL;
+	if (s->ready_tail != NULL)
+		s->ready_tail->next_ready = r;
+	else
+		s->ready_head = r;
+	s->ready_tail = r;
+}
+
+static wf_request *
+ready_pop(wf_server *s)
+{
+	pthread_mutex_lock(&s->mu);
+	wf_request *r = s->ready_head;
+	if (r != NULL) {
+		s->ready_head = r->next_ready;
+		if (s->ready_head == NULL)
+			s->ready_tail = NULL;
+		r->next_ready = NULL;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return r;
+}
+
+// srv_aio_cb runs on an NNG thread when a receive or a send completes.
+static void
+srv_aio_cb(void *arg)
+{
+	wf_request *r = arg;
+	wf_server *s = r->s;
+	int rv = nng_aio_result(r->aio);
+	bool wake = false, rearm = false;
+
+	pthread_mutex_lock(&s->mu);
+	if (r->state == RS_RECV) {
+		s->nrecv--;
+		if (rv == 0) {
+			r->msg = nng_aio_get_msg(r->aio);
+			nng_aio_set_msg(r->aio, NULL);
+		}
+		// A failed receive goes to the loop too, which re-arms it
+		// unless the server is closing.
+		r->state = RS_QUEUED;
+		ready_push(s, r);
+		wake = true;
+	} else if (r->state == RS_SEND) {
+		if (rv != 0) {
+			// A send that failed leaves the message with us.
+			msg_free(nng_aio_get_msg(r->aio));
+			nng_aio_set_msg(r->aio, NULL);
+		}
+		// Recycle straight into receive mode: no need to bother
+		// the loop, and the pool stays ready for the next burst.
+		if (!s->closing) {
+			r->state = RS_RECV;
+			s->nrecv++;
+			rearm = true;
+		} else {
+			r->state = RS_IDLE;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (wake)
+		uv_async_send(&s->async);
+	if (rearm)
+		nng_ctx_recv(r->ctx, r->aio);
+}
+
+static void
+arm_recv(wf_request *r)
+{
+	wf_server *s = r->s;
+	pthread_mutex_lock(&s->mu);
+	r->state = RS_RECV;
+	s->nrecv++;
+	pthread_mutex_unlock(&s->mu);
+	nng_ctx_recv(r->ctx, r->aio);
+}
+
+static wf_request *
+ctx_new(wf_server *s)
+{
+	wf_request *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		abort();
+	r->s = s;
+	int rv = nng_ctx_open(&r->ctx, s->sock);
+	if (rv == 0 && (rv = nng_aio_alloc(&r->aio, srv_aio_cb, r)) != 0)
+		nng_ctx_close(r->ctx);
+	if (rv != 0) {
+		must(rv);
+		free(r);
+		return NULL;
+	}
+	r->next_all = s->all;
+	s->all = r;
+	s->nctx++;
+	return r;
+}
+
+// top_up opens contexts until SERVER_SPARE are receiving or the pool is at
+// its bound (max_held + SERVER_SPARE).
+static void
+top_up(wf_server *s)
+{
+	pthread_mutex_lock(&s->mu);
+	size_t nrecv = s->nrecv;
+	pthread_mutex_unlock(&s->mu);
+	while (nrecv < SERVER_SPARE && s->nctx < s->max_held + SERVER_SPARE) {
+		wf_request *r = ctx_new(s);
+		if (r == NULL)
+			return;
+		arm_recv(r);
+		nrecv++;
+	}
+}
+
+static void
+srv_async_cb(uv_async_t *h)
+{
+	wf_server *s = h->data;
+	wf_request *r;
+	while (!s->closing && (r = ready_pop(s)) != NULL) {
+		if (r->msg == NULL) {
+			arm_recv(r);
+			continue;
+		}
+		if (s->nheld >= s->max_held) {
+			// Every context is held: shed this request rather
+			// than let NNG stall the whole socket; REQ resends.
+			if (!s->dropping)
+				wf_log(WF_LOG_WARN, "server: %zu requests held, "
+					"dropping new ones", s->nheld);
+			s->dropping = true;
+			nng_msg_free(r->msg);
+			r->msg = NULL;
+			arm_recv(r);
+			continue;
+		}
+		s->dropping = false;
+		pthread_mutex_lock(&s->mu);
+		r->state = RS_HELD;
+		pthread_mutex_unlock(&s->mu);
+		s->nheld++;
+		s->cb(s->arg, r, nng_msg_body(r->msg), nng_msg_len(r->msg));
+	}
+	if (!s->closing)
+		top_up(s);
+}
+
+// bound_url writes URL with the port the listener really bound (tcp, tls).
+static wf_err
+bound_url(nng_listener l, const char *url, char *bound, size_t boundlen)
+{
+	int port;
+	int n;
+	const char *colon = strrchr(url, ':');
+	bool tcp = strncmp(url, "tcp", 3) == 0 || strncmp(url, "tls+tcp", 7) == 0;
+	if (tcp && colon != NULL &&
+		nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
+		n = snprintf(bound, boundlen, "%.*s:%d", (int)(colon - url),
+			url, port);
+	else
+		n = snprintf(bound, boundlen, "%s", url);
+	if (n < 0 || (size_t)n >= boundlen)
+		return WF_ETOOBIG;
+	return WF_EOK;
+}
+
+wf_err
+wf_server_open(uv_loop_t *loop, const char *url, wf_server_cb cb, void *arg,
+	wf_server **out, char *bound, size_t boundlen)
+{
+	wf_server *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		abort();
+	s->loop = loop;
+	s->cb = cb;
+	s->arg = arg;
+	s->max_held = WF_SERVER_HELD_MAX;
+	pthread_mutex_init(&s->mu, NULL);
+
+	wf_err e = WF_EOK;
+	int rv = nng_rep0_open(&s->sock);
+	if (rv != 0) {
+		must(rv);
+		pthread_mutex_destroy(&s->mu);
+		free(s);
+		return wf_err_from_nng(rv);
+	}
+	if ((rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ,
+		     RECV_MAX)) != 0 ||
+		(rv = nng_listener_create(&s->listener, s->sock, url)) != 0 ||
+		(rv = nng_listener_set_size(s->listener, NNG_OPT_RECVMAXSZ,
+			 RECV_MAX)) != 0 ||
+		(rv = nng_listener_start(s->listener, 0)) != 0) {
+		must(rv);
+		e = wf_err_from_nng(rv);
+		goto fail;
+	}
+	if (bound != NULL && boundlen > 0 &&
+		(e = bound_url(s->listener, url, bound, boundlen)) != WF_EOK)
+		goto fail;
+	// Contexts before the async handle: nothing below can fail once the
+	// handle exists (closing it would make this call asynchronous).
+	while (s->nctx < SERVER_SPARE) {
+		if (ctx_new(s) == NULL) {
+			e = WF_EINTERNAL;
+			goto fail;
+		}
+	}
+	if ((rv = uv_async_init(loop, &s->async, srv_async_cb)) != 0) {
+		e = wf_err_from_uv(rv);
+		goto fail;
+	}
+	s->async.data = s;
+	for (wf_request *r = s->all; r != NULL; r = r->next_all)
+		arm_recv(r);
+	*out = s;
+	return WF_EOK;
+
+fail:
+	nng_close(s->sock);
+	while (s->all != NULL) {
+		wf_request *r = s->all;
+		s->all = r->next_all;
+		nng_aio_free(r->aio);
+		free(r);
+	}
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+	return e;
+}
+
+void
+wf_server_set_max_held(wf_server *s, size_t max_held)
+{
+	s->max_held = max_held > 0 ? max_held : 1;
+}
+
+void
+wf_request_reply(wf_request *r, const void *data, size_t len)
+{
+	wf_server *s = r->s;
+	WF_ASSERT(r->state == RS_HELD);
+	if (len > WF_MSG_MAX) {
+		// The peer would refuse it, drop the connection and resend
+		// the request, forever: a handler bug, never sent.
+		wf_log(WF_LOG_ERROR, "server: reply of %zu bytes is larger "
+			"than %u, not sent", len, WF_MSG_MAX);
+		wf_request_drop(r);
+		return;
+	}
+	// Copy before freeing the request: DATA may point into it (echo).
+	nng_aio_set_msg(r->aio, msg_copy(data, len));
+	nng_msg_free(r->msg);
+	r->msg = NULL;
+	s->nheld--;
+	pthread_mutex_lock(&s->mu);
+	r->state = RS_SEND;
+	pthread_mutex_unlock(&s->mu);
+	nng_ctx_send(r->ctx, r->aio);
+}
+
+void
+wf_request_drop(wf_request *r)
+{
+	WF_ASSERT(r->state == RS_HELD);
+	nng_msg_free(r->msg);
+	r->msg = NULL;
+	r->s->nheld--;
+	arm_recv(r);
+}
+
+static void
+srv_closed_cb(uv_handle_t *h)
+{
+	wf_server *s = h->data;
+	void (*cb)(void *) = s->close_cb;
+	void *arg = s->close_arg;
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+	if (cb != NULL)
+		cb(arg);
+}
+
+void
+wf_server_close(wf_server *s, void (*cb)(void *arg), void *arg)
+{
+	s->close_cb = cb;
+	s->close_arg = arg;
+	pthread_mutex_lock(&s->mu);
+	s->closing = true;
+	pthread_mutex_unlock(&s->mu);
+	// Stop every aio before closing the socket: a callback that is
+	// re-arming a receive (it saw `closing` false) must not race
+	// nng_close, which NNG 1.5.2 does not survive (a panic on a destroyed
+	// mutex, or a hang in nng_close). Stopped aios complete with
+	// NNG_ECANCELED and the callbacks, seeing `closing`, re-arm nothing.
+	for (wf_request *r = s->all; r != NULL; r = r->next_all)
+		nng_aio_stop(r->aio);
+	nng_close(s->sock);
+	// No callback can run any more: free every context, held or not.
+	while (s->all != NULL) {
+		wf_request *r = s->all;
+		s->all = r->next_all;
+		nng_msg *m = nng_aio_get_msg(r->aio);
+		if (m != NULL)
+			nng_msg_free(m);
+		if (r->msg != NULL)
+			nng_msg_free(r->msg);
+		nng_aio_free(r->aio);
+		free(r);
+	}
+	s->ready_head = s->ready_tail = NULL;
+	uv_close((uv_handle_t *)&s->async, srv_closed_cb);
+}
+
+// --- Client -----------------------------------------------------------------
+
+enum call_state { CS_SEND, CS_RECV, CS_DONE };
+
+typedef struct call {
+	wf_client *c;
+	nng_ctx ctx;
+	nng_aio *aio;
+	wf_reply_cb cb;
+	void *arg;
+	int64_t deadline;      // wf_mono_ms; 0: none
+	enum call_state state; // owned by whoever runs the aio
+	int rv;
+	nng_msg *reply;
+	struct call *next_ready;
+	struct call *prev, *next; // outstanding calls, loop thread
+} call;
+
+struct wf_client {
+	uv_loop_t *loop;
+	nng_socket sock;
+	nng_dialer dialer;
+	uv_async_t async;
+	pthread_mutex_t mu; // guards the ready queue
+	call *ready_head, *ready_tail;
+	call *calls; // outstanding, loop thread
+	bool closing;
+	void (*close_cb)(void *arg);
+	void *close_arg;
+};
+
+// call_aio_cb runs on an NNG thread: the send went out (start receiving the
+// reply) or the call is over (hand it to the loop).
+static void
+call_aio_cb(void *arg)
+{
+	call *k = arg;
+	wf_client *c = k->c;
+	int rv = nng_aio_result(k->aio);
+	if (k->state == CS_SEND) {
+		if (rv == 0) {
+			k->state = CS_RECV;
+			if (k->deadline != 0) {
+				int64_t left = k->deadline - wf_mono_ms();
+				nng_aio_set_timeout(k->aio,
+					left > 0 ? (nng_duration)left : 1);
+			}
+			nng_ctx_recv(k->ctx, k->aio);
+			return;
+		}
+		msg_free(nng_aio_get_msg(k->aio));
+		nng_aio_set_msg(k->aio, NULL);
+	} else if (rv == 0) {
+		k->reply = nng_aio_get_msg(k->aio);
+		nng_aio_set_msg(k->aio, NULL);
+	}
+	k->rv = rv;
+	k->state = CS_DONE;
+	pthread_mutex_lock(&c->mu);
+	k->next_ready = NULL;
+	if (c->ready_tail != NULL)
+		c->ready_tail->next_ready = k;
+	else
+		c->ready_head = k;
+	c->ready_tail = k;
+	pthread_mutex_unlock(&c->mu);
+	uv_async_send(&c->async);
+}
+
+static call *
+call_pop(wf_client *c)
+{
+	pthread_mutex_lock(&c->mu);
+	call *k = c->ready_head;
+	if (k != NULL) {
+		c->ready_head = k->next_ready;
+		if (c->ready_head == NULL)
+			c->ready_tail = NULL;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return k;
+}
+
+static void
+call_unlink(wf_client *c, call *k)
+{
+	if (k->prev != NULL)
+		k->prev->next = k->next;
+	else
+		c->calls = k->next;
+	if (k->next != NULL)
+		k->next->prev = k->prev;
+	k->prev = k->next = NULL;
+}
+
+static wf_err
+call_err(int rv)
+{
+	switch (rv) {
+	case 0:
+		return WF_EOK;
+	case NNG_ETIMEDOUT:
+		return WF_ETIMEOUT;
+	case NNG_ECLOSED:
+	case NNG_ECANCELED:
+		return WF_ECLOSED;
+	default:
+		return wf_err_from_nng(rv);
+	}
+}
+
+// call_finish frees a completed call's NNG state, then runs its callback.
+static void
+call_finish(wf_client *c, call *k)
+{
+	call_unlink(c, k);
+	// The NNG callback may still be returning from uv_async_send.
+	nng_aio_stop(k->aio);
+	nng_ctx_close(k->ctx);
+	nng_aio_free(k->aio);
+	wf_err e = call_err(k->rv);
+	if (c->closing && e != WF_EOK)
+		e = WF_ECLOSED;
+	if (k->reply != NULL)
+		k->cb(k->arg, e, nng_msg_body(k->reply),
+			nng_msg_len(k->reply));
+	else
+		k->cb(k->arg, e, NULL, 0);
+	if (k->reply != NULL)
+		nng_msg_free(k->reply);
+	free(k);
+}
+
+static void
+cli_async_cb(uv_async_t *h)
+{
+	wf_client *c = h->data;
+	call *k;
+	while ((k = call_pop(c)) != NULL)
+		call_finish(c, k);
+}
+
+// dialer_open creates a dialer on SOCK that redials in the background.
+static int
+dialer_open(nng_socket sock, const char *url, nng_dialer *d)
+{
+	int rv;
+	if ((rv = nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ,
+		     RECV_MAX)) != 0 ||
+		(rv = nng_dialer_create(d, sock, url)) != 0 ||
+		(rv = nng_dialer_set_size(*d, NNG_OPT_RECVMAXSZ,
+			 RECV_MAX)) != 0 ||
+		(rv = nng_dialer_set_ms(*d, NNG_OPT_RECONNMINT,
+			 RECONNECT_MIN_MS)) != 0 ||
+		(rv = nng_dialer_set_ms(*d, NNG_OPT_RECONNMAXT,
+			 RECONNECT_MAX_MS)) != 0)
+		return rv;
+	// Non-blocking: a scheduler that is not up yet is dialed again
+	// later; requests wait for the connection (or their timeout).
+	return nng_dialer_start(*d, NNG_FLAG_NONBLOCK);
+}
+
+wf_err
+wf_client_open(uv_loop_t *loop, const char *url, wf_client **out)
+{
+	wf_client *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		abort();
+	c->loop = loop;
+	int rv = nng_req0_open(&c->sock);
+	if (rv != 0) {
+		must(rv);
+		free(c);
+		return wf_err_from_nng(rv);
+	}
+	if ((rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
+		     WF_NET_RESEND_MS)) != 0 ||
+		(rv = dialer_open(c->sock, url, &c->dialer)) != 0) {
+		must(rv);
+		nng_close(c->sock);
+		free(c);
+		return wf_err_from_nng(rv);
+	}
+	if ((rv = uv_async_init(loop, &c->async, cli_async_cb)) != 0) {
+		nng_close(c->sock);
+		free(c);
+		return wf_err_from_uv(rv);
+	}
+	c->async.data = c;
+	pthread_mutex_init(&c->mu, NULL);
+	*out = c;
+	return WF_EOK;
+}
+
+// resend_ms picks REQ's resend interval for a call: a call with a timeout
+// is resent only when its connection drops (the interval is longer than the
+// call), so a held long poll is never duplicated on a healthy connection.
+static nng_duration
+resend_ms(int32_t timeout_ms)
+{
+	if (timeout_ms <= 0)
+		return WF_NET_RESEND_MS;
+	return (nng_duration)timeout_ms + 1000;
+}
+
+wf_err
+wf_client_call(wf_client *c, const void *data, size_t len,
+	int32_t timeout_ms, wf_reply_cb cb, void *arg)
+{
+	if (c->closing)
+		return WF_ECLOSED;
+	if (len > WF_MSG_MAX)
+		return WF_ETOOBIG;
+	call *k = calloc(1, sizeof(*k));
+	if (k == NULL)
+		abort();
+	k->c = c;
+	k->cb = cb;
+	k->arg = arg;
+	int rv = nng_ctx_open(&k->ctx, c->sock);
+	if (rv == 0 && (rv = nng_aio_alloc(&k->aio, call_aio_cb, k)) != 0)
+		nng_ctx_close(k->ctx);
+	if (rv != 0) {
+		must(rv);
+		free(k);
+		return wf_err_from_nng(rv);
+	}
+	nng_ctx_set_ms(k->ctx, NNG_OPT_REQ_RESENDTIME, resend_ms(timeout_ms));
+	if (timeout_ms > 0) {
+		k->deadline = wf_mono_ms() + timeout_ms;
+		nng_aio_set_timeout(k->aio, timeout_ms);
+	} else {
+		nng_aio_set_timeout(k->aio, NNG_DURATION_INFINITE);
+	}
+	k->next = c->calls;
+	if (c->calls != NULL)
+		c->calls->prev = k;
+	c->calls = k;
+	k->state = CS_SEND;
+	nng_aio_set_msg(k->aio, msg_copy(data, len));
+	nng_ctx_send(k->ctx, k->aio);
+	return WF_EOK;
+}
+
+static void
+cli_closed_cb(uv_handle_t *h)
+{
+	wf_client *c = h->data;
+	call *k;
+	// Every call stopped in wf_client_close is queued: report them.
+	while ((k = call_pop(c)) != NULL)
+		call_finish(c, k);
+	WF_ASSERT(c->calls == NULL);
+	void (*cb)(void *) = c->close_cb;
+	void *arg = c->close_arg;
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+	if (cb != NULL)
+		cb(arg);
+}
+
+void
+wf_client_close(wf_client *c, void (*cb)(void *arg), void *arg)
+{
+	c->closing = true;
+	c->close_cb = cb;
+	c->close_arg = arg;
+	// Stop every call first (each completes with NNG_ECANCELED and
+	// queues itself), then close the socket with nothing in flight.
+	for (call *k = c->calls; k != NULL; k = k->next)
+		nng_aio_stop(k->aio);
+	nng_close(c->sock);
+	uv_close((uv_handle_t *)&c->async, cli_closed_cb);
+}
+
+// --- Blocking call for the CLI ----------------------------------------------
+
+wf_err
+wf_call_sync(const char *url, const void *data, size_t len,
+	int32_t timeout_ms, void **reply, size_t *replylen)
+{
+	nng_socket sock;
+	nng_dialer dialer;
+	nng_ctx ctx;
+	nng_aio *aio = NULL;
+	wf_err e;
+	int rv;
+
+	if (len > WF_MSG_MAX)
+		return WF_ETOOBIG;
+	if ((rv = nng_req0_open(&sock)) != 0) {
+		must(rv);
+		return wf_err_from_nng(rv);
+	}
+	if ((rv = dialer_open(sock, url, &dialer)) != 0 ||
+		(rv = nng_ctx_open(&ctx, sock)) != 0 ||
+		(rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+		must(rv);
+		nng_close(sock);
+		return wf_err_from_nng(rv);
+	}
+	nng_ctx_set_ms(ctx, NNG_OPT_REQ_RESENDTIME, resend_ms(timeout_ms));
+	int64_t deadline = timeout_ms > 0 ? wf_mono_ms() + timeout_ms : 0;
+	nng_aio_set_timeout(aio, timeout_ms > 0 ? timeout_ms :
+		NNG_DURATION_INFINITE);
+
+	// The send completes once the request is handed to a connection:
+	// timing out here means nothing could be reached.
+	nng_aio_set_msg(aio, msg_copy(data, len));
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		msg_free(nng_aio_get_msg(aio));
+		e = rv == NNG_ETIMEDOUT ? WF_EUNREACHABLE : wf_err_from_nng(rv);
+		goto out;
+	}
+	if (deadline != 0) {
+		int64_t left = deadline - wf_mono_ms();
+		nng_aio_set_timeout(aio, left > 0 ? (nng_duration)left : 1);
+	}
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		e = call_err(rv);
+		goto out;
+	}
+	nng_msg *m = nng_aio_get_msg(aio);
+	size_t n = nng_msg_len(m);
+	void *buf = malloc(n > 0 ? n : 1);
+	if (buf == NULL)
+		abort();
+	memcpy(buf, nng_msg_body(m), n);
+	nng_msg_free(m);
+	*reply = buf;
+	*replylen = n;
+	e = WF_EOK;
+out:
+	nng_aio_free(aio);
+	nng_ctx_close(ctx);
+	nng_close(sock);
+	return e;
+}
