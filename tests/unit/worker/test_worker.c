@@ -1,0 +1,1046 @@
+// The worker daemon against a scripted scheduler: a REP server inside the
+// test that answers HELLO and SYNCs, hands out assignments, cancels and
+// rehellos, acknowledges (or not) what it gets, and goes away and comes
+// back. Plus the worker's small pure helpers.
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "common/wire.h"
+#include "tests/unit/wf_test.h"
+#include "worker/worker.h"
+#include "worker/worker_int.h"
+
+// --- the scripted scheduler -------------------------------------------------
+
+#define MAXA 16
+
+typedef struct spec {
+	wf_attempt_id id;
+	const char *task;
+	const char *shell;     // or argv
+	const char *argv[4];
+	const char *env_k, *env_v;
+	int64_t timeout_ms;
+	int32_t gpus;
+	const char *workdir;
+} spec;
+
+typedef struct seen {
+	wf_attempt_id id;
+	char *log;
+	size_t loglen;
+	bool eof;
+	bool gap;              // a chunk past what we hold
+	bool result_before_eof;
+	int nresults;
+	wf_result_kind kind;
+	int32_t exit_code, signal;
+	char error[512];
+	char outputs[2048];    // "k=v;k=v;"
+} seen;
+
+typedef struct fake {
+	uv_loop_t *loop;
+	wf_server *srv;
+	char url[256];
+	uint64_t session;
+	int nhello;
+	char hello_name[128];
+	wf_attempt_id hello_running[MAXA];
+	uint32_t hello_nrunning;
+	wf_request *held;
+	uv_timer_t held_timer;
+	bool timer_ok;
+	spec queue[MAXA];
+	uint32_t nqueue;
+	int repeat;            // send queued assignments in this many replies
+	wf_attempt_id cancels[MAXA];
+	uint32_t ncancels;
+	bool rehello_next;
+	bool rehello_report;   // answer the next report with rehello
+	bool ack;              // acknowledge results and logs
+	int64_t truncate_to;   // >= 0: lose the log's tail past this, once
+	seen seen[MAXA];
+	uint32_t nseen;
+	int nsync, stale_syncs;
+	bool saw_draining;
+	uint32_t last_free_slots;
+	wf_attempt_id running[MAXA];
+	uint32_t nrunning;
+	bool closed;
+} fake;
+
+static seen *
+seen_get(fake *f, wf_attempt_id id)
+{
+	for (uint32_t i = 0; i < f->nseen; i++)
+		if (wf_attempt_id_eq(f->seen[i].id, id))
+			return &f->seen[i];
+	ck_assert_uint_lt(f->nseen, MAXA);
+	seen *s = &f->seen[f->nseen++];
+	memset(s, 0, sizeof *s);
+	s->id = id;
+	return s;
+}
+
+static seen *
+seen_find(fake *f, wf_attempt_id id)
+{
+	for (uint32_t i = 0; i < f->nseen; i++)
+		if (wf_attempt_id_eq(f->seen[i].id, id))
+			return &f->seen[i];
+	return NULL;
+}
+
+static wf_str
+S(const char *s)
+{
+	return (wf_str){s != NULL ? s : "", s != NULL ? (uint32_t)strlen(s) : 0};
+}
+
+// reply_work answers REQ with a WORK holding what is queued, plus ACKS.
+// Cancels go only on polls (POLL), so that tests see that stream work.
+static void
+reply_work(fake *f, wf_request *req, const wf_msg_work *acks, bool rehello,
+	bool poll)
+{
+	wf_msg_assign as[MAXA];
+	wf_str argv[MAXA][4];
+	wf_str_kv env[MAXA];
+	memset(as, 0, sizeof as);
+	for (uint32_t i = 0; i < f->nqueue; i++) {
+		const spec *q = &f->queue[i];
+		as[i].id = q->id;
+		as[i].run_name = S("dag.1");
+		as[i].task_name = S(q->task);
+		as[i].shell = S(q->shell);
+		uint32_t argc = 0;
+		while (argc < 4 && q->argv[argc] != NULL) {
+			argv[i][argc] = S(q->argv[argc]);
+			argc++;
+		}
+		as[i].argv = argv[i];
+		as[i].argc = argc;
+		if (q->env_k != NULL) {
+			env[i].key = S(q->env_k);
+			env[i].value = S(q->env_v);
+			as[i].env = &env[i];
+			as[i].nenv = 1;
+		}
+		as[i].workdir = S(q->workdir);
+		as[i].timeout_ms = q->timeout_ms;
+		as[i].resources.gpus = q->gpus;
+		as[i].resources.millicpus = 1000;
+	}
+	wf_msg_work w = {0};
+	if (acks != NULL)
+		w = *acks;
+	w.assign = as;
+	w.nassign = f->nqueue;
+	if (poll) {
+		w.cancel = f->cancels;
+		w.ncancel = f->ncancels;
+		f->ncancels = 0;
+	}
+	w.rehello = rehello || f->rehello_next;
+	f->rehello_next = false;
+	if (f->nqueue > 0 && --f->repeat <= 0)
+		f->nqueue = 0;
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	wf_wire_encode_work(&sb, &w);
+	wf_request_reply(req, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static bool
+has_news(const fake *f)
+{
+	return f->nqueue > 0 || f->ncancels > 0 || f->rehello_next;
+}
+
+static void
+held_timer_cb(uv_timer_t *t)
+{
+	fake *f = t->data;
+	if (f->held != NULL) {
+		wf_request *r = f->held;
+		f->held = NULL;
+		reply_work(f, r, NULL, false, true);
+	}
+}
+
+// fake_kick answers a held poll when there is something to send.
+static void
+fake_kick(fake *f)
+{
+	if (f->held != NULL && has_news(f)) {
+		uv_timer_stop(&f->held_timer);
+		wf_request *r = f->held;
+		f->held = NULL;
+		reply_work(f, r, NULL, false, true);
+	}
+}
+
+static void
+on_sync(fake *f, wf_request *req, const wf_msg_sync *m)
+{
+	f->nsync++;
+	if (m->session != f->session) {
+		// A restarted scheduler does not know this session.
+		f->stale_syncs++;
+		reply_work(f, req, NULL, true, m->wait_ms > 0);
+		return;
+	}
+	if (m->wait_ms == 0 && f->rehello_report) {
+		// As a scheduler that lost track of us does; the poll it
+		// holds stays held (and is dropped on the HELLO).
+		f->rehello_report = false;
+		reply_work(f, req, NULL, true, false);
+		return;
+	}
+	f->saw_draining |= m->draining;
+	f->last_free_slots = m->free_slots;
+	f->nrunning = m->nrunning < MAXA ? m->nrunning : MAXA;
+	if (f->nrunning > 0)
+		memcpy(f->running, m->running, f->nrunning * sizeof *f->running);
+
+	wf_attempt_id acked[MAXA];
+	wf_log_ack lacks[64];
+	uint32_t nacked = 0, nlacks = 0;
+	for (uint32_t i = 0; i < m->nlogs; i++) {
+		const wf_msg_log *l = &m->logs[i];
+		seen *s = seen_get(f, l->id);
+		if (l->offset > s->loglen) {
+			s->gap = true;
+		} else if (l->offset + l->data.len > s->loglen) {
+			size_t skip = s->loglen - l->offset;
+			size_t add = l->data.len - skip;
+			s->log = realloc(s->log, s->loglen + add + 1);
+			memcpy(s->log + s->loglen, l->data.ptr + skip, add);
+			s->loglen += add;
+			s->log[s->loglen] = '\0';
+		}
+		if (l->eof && l->offset + l->data.len == s->loglen)
+			s->eof = true;
+		if (nlacks < 64) {
+			bool dup = false;
+			for (uint32_t k = 0; k < nlacks; k++)
+				dup |= wf_attempt_id_eq(lacks[k].id, l->id);
+			if (!dup)
+				lacks[nlacks++] = (wf_log_ack){l->id, 0};
+		}
+	}
+	if (f->truncate_to >= 0 && m->nresults > 0 && m->nlogs > 0) {
+		// As a scheduler that crashed before its log file was synced.
+		seen *s = seen_get(f, m->logs[0].id);
+		if ((size_t)f->truncate_to < s->loglen) {
+			s->loglen = (size_t)f->truncate_to;
+			s->log[s->loglen] = '\0';
+			s->eof = false;
+			f->truncate_to = -1;
+		}
+	}
+	for (uint32_t k = 0; k < nlacks; k++)
+		lacks[k].offset = seen_get(f, lacks[k].id)->loglen;
+	for (uint32_t i = 0; i < m->nresults; i++) {
+		const wf_msg_result *r = &m->results[i];
+		seen *s = seen_get(f, r->id);
+		if (!s->eof)
+			s->result_before_eof = true;
+		s->nresults++;
+		s->kind = r->kind;
+		s->exit_code = r->exit_code;
+		s->signal = r->signal;
+		snprintf(s->error, sizeof s->error, "%.*s", (int)r->error.len,
+			r->error.ptr);
+		s->outputs[0] = '\0';
+		for (uint32_t k = 0; k < r->noutputs; k++) {
+			size_t n = strlen(s->outputs);
+			snprintf(s->outputs + n, sizeof s->outputs - n,
+				"%.*s=%.*s;", (int)r->outputs[k].key.len,
+				r->outputs[k].key.ptr,
+				(int)r->outputs[k].value.len,
+				r->outputs[k].value.ptr);
+		}
+		if (nacked < MAXA)
+			acked[nacked++] = r->id;
+	}
+	wf_msg_work acks = {0};
+	if (f->ack) {
+		acks.acked = acked;
+		acks.nacked = nacked;
+		acks.log_acks = lacks;
+		acks.nlog_acks = nlacks;
+	}
+	if (m->wait_ms > 0 && !has_news(f) && nacked == 0 && nlacks == 0) {
+		// Hold the poll; a resent poll replaces the held one.
+		if (f->held != NULL) {
+			wf_request *old = f->held;
+			f->held = NULL;
+			reply_work(f, old, NULL, false, true);
+		}
+		f->held = req;
+		uv_timer_start(&f->held_timer, held_timer_cb, m->wait_ms, 0);
+		return;
+	}
+	reply_work(f, req, &acks, false, m->wait_ms > 0);
+}
+
+static void
+fake_cb(void *arg, wf_request *req, const void *data, size_t len)
+{
+	fake *f = arg;
+	wf_msg msg;
+	char err[256];
+	ck_assert_msg(wf_wire_decode(data, len, &msg, err, sizeof err) == WF_EOK,
+		"worker sent a bad message: %s", err);
+	if (msg.type == WF_MSG_HELLO) {
+		const wf_msg_hello *h = &msg.u.hello;
+		f->nhello++;
+		// As the real scheduler does: a new session drops the held
+		// poll of the old one without an answer.
+		if (f->held != NULL) {
+			uv_timer_stop(&f->held_timer);
+			wf_request_drop(f->held);
+			f->held = NULL;
+		}
+		snprintf(f->hello_name, sizeof f->hello_name, "%.*s",
+			(int)h->name.len, h->name.ptr);
+		f->hello_nrunning = h->nrunning < MAXA ? h->nrunning : MAXA;
+		if (f->hello_nrunning > 0)
+			memcpy(f->hello_running, h->running,
+				f->hello_nrunning * sizeof *h->running);
+		f->session++;
+		wf_msg_welcome wm = {.worker_id = 7, .session = f->session,
+			.lease_ms = 5000, .heartbeat_ms = 1000};
+		msgpack_sbuffer sb;
+		msgpack_sbuffer_init(&sb);
+		wf_wire_encode_welcome(&sb, &wm);
+		wf_request_reply(req, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+	} else if (msg.type == WF_MSG_SYNC) {
+		on_sync(f, req, &msg.u.sync);
+	} else {
+		ck_abort_msg("unexpected message type %d", (int)msg.type);
+	}
+	wf_msg_free(&msg);
+}
+
+static void
+fake_open(fake *f)
+{
+	char bound[256];
+	ck_assert_int_eq(wf_server_open(f->loop, f->url, fake_cb, f, &f->srv,
+		bound, sizeof bound), WF_EOK);
+	if (!f->timer_ok) {
+		ck_assert_int_eq(uv_timer_init(f->loop, &f->held_timer), 0);
+		f->held_timer.data = f;
+		f->timer_ok = true;
+	}
+	f->closed = false;
+}
+
+static void
+closed_cb(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+// fake_close stops the server (its held poll is dropped with it) and
+// forgets the session, as a restarted scheduler would.
+static void
+fake_close(fake *f)
+{
+	f->held = NULL;
+	uv_timer_stop(&f->held_timer);
+	bool done = false;
+	wf_server_close(f->srv, closed_cb, &done);
+	f->srv = NULL;
+	while (!done)
+		uv_run(f->loop, UV_RUN_ONCE);
+	f->closed = true;
+	f->session += 1000;
+}
+
+// --- the test fixture ----------------------------------------------------------
+
+static char tmp[128];
+static uv_loop_t loop;
+static fake F;
+static wf_worker *W;
+static bool drained;
+static uv_timer_t wake;
+
+static void
+wake_cb(uv_timer_t *t)
+{
+	(void)t;
+}
+
+static void
+setup(void)
+{
+	snprintf(tmp, sizeof tmp, "/tmp/weft-worker-test.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmp));
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	// Keeps UV_RUN_ONCE coming back so that run_until sees its deadline.
+	uv_timer_init(&loop, &wake);
+	uv_timer_start(&wake, wake_cb, 20, 20);
+	memset(&F, 0, sizeof F);
+	F.loop = &loop;
+	F.ack = true;
+	F.truncate_to = -1;
+	snprintf(F.url, sizeof F.url, "ipc://%s/sched.sock", tmp);
+	fake_open(&F);
+	W = NULL;
+	drained = false;
+	unsetenv("CUDA_VISIBLE_DEVICES");
+	wf_log_set_level(WF_LOG_WARN);
+}
+
+static void
+start_worker_opts(wf_worker_opts *o)
+{
+	char err[256];
+	ck_assert_int_eq(wf_worker_new(o, &W, err, sizeof err), WF_EOK);
+	ck_assert_int_eq(wf_worker_start(W), WF_EOK);
+}
+
+static char spool[512];
+
+static void
+start_worker(uint32_t slots, int32_t gpus, int64_t grace_ms)
+{
+	snprintf(spool, sizeof spool, "%s/spool", tmp);
+	wf_worker_opts o = {
+		.loop = &loop,
+		.connect_url = F.url,
+		.name = "w1",
+		.slots = slots,
+		.work_dir = tmp,
+		.spool_dir = spool,
+		.heartbeat_ms = 300,
+		.drain_grace_ms = grace_ms,
+		.resources = {.gpus = gpus},
+	};
+	start_worker_opts(&o);
+}
+
+typedef bool (*pred)(void);
+
+static bool
+run_until(pred p, int64_t ms)
+{
+	int64_t end = wf_mono_ms() + ms;
+	while (!p()) {
+		if (wf_mono_ms() > end)
+			return false;
+		uv_run(&loop, UV_RUN_ONCE);
+	}
+	return true;
+}
+
+static void
+run_for(int64_t ms)
+{
+	int64_t end = wf_mono_ms() + ms;
+	while (wf_mono_ms() < end)
+		uv_run(&loop, UV_RUN_ONCE);
+}
+
+static void
+drain_done(void *arg)
+{
+	(void)arg;
+	drained = true;
+}
+
+static bool
+is_drained(void)
+{
+	return drained;
+}
+
+static void
+close_walk_cb(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void
+teardown(void)
+{
+	if (W != NULL) {
+		if (!drained) {
+			wf_worker_drain(W, drain_done, NULL);
+			wf_worker_drain(W, drain_done, NULL); // kill what runs
+			ck_assert(run_until(is_drained, 20000));
+		}
+		wf_worker_free(W);
+		W = NULL;
+	}
+	if (F.srv != NULL)
+		fake_close(&F);
+	for (uint32_t i = 0; i < F.nseen; i++)
+		free(F.seen[i].log);
+	uv_walk(&loop, close_walk_cb, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", tmp);
+}
+
+static wf_attempt_id
+aid(uint32_t task, uint32_t attempt)
+{
+	return (wf_attempt_id){1, task, attempt};
+}
+
+static void
+queue(const spec *s)
+{
+	ck_assert_uint_lt(F.nqueue, MAXA);
+	F.queue[F.nqueue++] = *s;
+	if (F.repeat < 1)
+		F.repeat = 1;
+	fake_kick(&F);
+}
+
+static wf_attempt_id want_id;
+
+static bool
+result_in(void)
+{
+	seen *s = seen_find(&F, want_id);
+	return s != NULL && s->nresults > 0;
+}
+
+static bool
+is_running(void)
+{
+	for (uint32_t i = 0; i < F.nrunning; i++)
+		if (wf_attempt_id_eq(F.running[i], want_id))
+			return true;
+	return false;
+}
+
+// spool_empty: no attempt files left in the spool dir.
+static bool
+spool_empty(void)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "test -z \"$(find '%s' -type f)\"", spool);
+	return system(cmd) == 0;
+}
+
+static seen *
+wait_result(wf_attempt_id id, int64_t ms)
+{
+	want_id = id;
+	ck_assert_msg(run_until(result_in, ms), "no result for task %u",
+		id.task);
+	return seen_find(&F, id);
+}
+
+// --- pure helpers ----------------------------------------------------------
+
+START_TEST(test_spool_names)
+{
+	char b[WF_SPOOL_NAME_LEN];
+	wf_spool_name("train[lr=0.1,d=3]", 17, 4, b, sizeof b);
+	ck_assert_str_eq(b, "train[lr=0.1,d=3]");
+	wf_spool_name("dag.12", 6, 12, b, sizeof b);
+	ck_assert_str_eq(b, "dag.12");
+	wf_spool_name("t[p=a/b]", 8, 7, b, sizeof b);
+	ck_assert_str_eq(b, "t[p=a_b]~7");
+	wf_spool_name("t[p=a_b]", 8, 8, b, sizeof b);
+	ck_assert_str_eq(b, "t[p=a_b]");
+	wf_spool_name("..", 2, 3, b, sizeof b);
+	ck_assert_str_eq(b, "_.~3");
+	wf_spool_name("", 0, 5, b, sizeof b);
+	ck_assert_str_eq(b, "_~5");
+	wf_spool_name("a b\n$c", 6, 1, b, sizeof b);
+	ck_assert_str_eq(b, "a_b__c~1");
+	char longname[400];
+	memset(longname, 'x', sizeof longname);
+	wf_spool_name(longname, sizeof longname, 99, b, sizeof b);
+	ck_assert_uint_lt(strlen(b), 255);
+	ck_assert_ptr_nonnull(strstr(b, "~99"));
+	ck_assert_ptr_null(strchr(b, '/'));
+}
+END_TEST
+
+START_TEST(test_env_build)
+{
+	char *base[] = {"PATH=/bin", "HOME=/root", "A=1", NULL};
+	const char *k[] = {"A", "B", "WEFT_OUTPUT", "B"};
+	const char *v[] = {"2", "x=y", "/s/1.out", "z"};
+	char **e = wf_env_build(base, k, v, 4);
+	ck_assert_str_eq(e[0], "PATH=/bin");
+	ck_assert_str_eq(e[1], "HOME=/root");
+	ck_assert_str_eq(e[2], "A=2");
+	ck_assert_str_eq(e[3], "B=z");
+	ck_assert_str_eq(e[4], "WEFT_OUTPUT=/s/1.out");
+	ck_assert_ptr_null(e[5]);
+	wf_env_free(e);
+	// "AB" is not "A".
+	char *base2[] = {"AB=1", NULL};
+	const char *k2[] = {"A"};
+	const char *v2[] = {"3"};
+	e = wf_env_build(base2, k2, v2, 1);
+	ck_assert_str_eq(e[0], "AB=1");
+	ck_assert_str_eq(e[1], "A=3");
+	wf_env_free(e);
+}
+END_TEST
+
+START_TEST(test_gpu_pick)
+{
+	bool used[4] = {false, true, false, false};
+	int out[4];
+	ck_assert(wf_gpu_pick(used, 4, 2, out));
+	ck_assert_int_eq(out[0], 0);
+	ck_assert_int_eq(out[1], 2);
+	ck_assert(!wf_gpu_pick(used, 4, 2, out));
+	ck_assert(!used[3]); // a failed pick marks nothing
+	ck_assert(wf_gpu_pick(used, 4, 1, out));
+	ck_assert_int_eq(out[0], 3);
+	ck_assert(wf_gpu_pick(used, 4, 0, out));
+}
+END_TEST
+
+START_TEST(test_duration_text)
+{
+	char b[32];
+	wf_duration_text(250, b, sizeof b);
+	ck_assert_str_eq(b, "250ms");
+	wf_duration_text(1234, b, sizeof b);
+	ck_assert_str_eq(b, "1.2s");
+	wf_duration_text(184000, b, sizeof b);
+	ck_assert_str_eq(b, "3m4s");
+	wf_duration_text(3720000, b, sizeof b);
+	ck_assert_str_eq(b, "1h2m");
+}
+END_TEST
+
+START_TEST(test_bad_opts)
+{
+	char err[256];
+	wf_worker *w = NULL;
+	wf_worker_opts o = {.loop = &loop, .connect_url = F.url, .slots = 0};
+	ck_assert_int_eq(wf_worker_new(&o, &w, err, sizeof err), WF_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "slots"));
+	o.slots = 1;
+	o.work_dir = "/nonexistent/dir";
+	ck_assert_int_eq(wf_worker_new(&o, &w, err, sizeof err), WF_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "work dir"));
+	o.work_dir = NULL;
+	o.name = "";
+	ck_assert_int_eq(wf_worker_new(&o, &w, err, sizeof err), WF_EINVAL);
+	o.name = NULL;
+	ck_assert_int_eq(wf_worker_new(&o, &w, err, sizeof err), WF_EOK);
+	ck_assert_ptr_nonnull(w);
+	wf_worker_free(w);
+}
+END_TEST
+
+// --- against the scripted scheduler ------------------------------------------
+
+static bool
+hello_seen(void)
+{
+	return F.nhello > 0;
+}
+
+START_TEST(test_result_outputs_log)
+{
+	start_worker(2, 0, 0);
+	ck_assert(run_until(hello_seen, 5000));
+	ck_assert_str_eq(F.hello_name, "w1");
+	ck_assert_uint_eq(F.hello_nrunning, 0);
+	// 1.3 MB of log: six chunks, more than one report carries (1 MiB), so
+	// the result must wait for the report with the eof chunk.
+	spec s = {.id = aid(3, 1), .task = "train[lr=0.1]",
+		.shell = "echo start; echo oops >&2; "
+			"head -c 1300000 /dev/zero | tr '\\0' a; echo; "
+			"echo \"auc=0.91\" >> \"$WEFT_OUTPUT\"; "
+			"echo 'x=a=b' >> \"$WEFT_OUTPUT\"; "
+			"echo \"env=$MYVAR;cuda=${CUDA_VISIBLE_DEVICES-unset}\" "
+			">> \"$WEFT_OUTPUT\"; "
+			"echo \"path=$PATH\" | grep -q /bin && echo end; exit 3",
+		.env_k = "MYVAR", .env_v = "hello world"};
+	queue(&s);
+	seen *r = wait_result(s.id, 10000);
+	ck_assert_int_eq(r->kind, WF_RESULT_EXITED);
+	ck_assert_int_eq(r->exit_code, 3);
+	ck_assert_str_eq(r->error, "");
+	ck_assert_str_eq(r->outputs,
+		"auc=0.91;x=a=b;env=hello world;cuda=unset;");
+	ck_assert(r->eof);
+	ck_assert(!r->gap);
+	ck_assert(!r->result_before_eof);
+	ck_assert_uint_eq(r->loglen, 6 + 5 + 1300000 + 1 + 4);
+	ck_assert(strncmp(r->log, "start\noops\naaa", 14) == 0);
+	ck_assert_str_eq(r->log + r->loglen - 5, "\nend\n");
+	// Acknowledged: the spool files go.
+	ck_assert(run_until(spool_empty, 5000));
+	wf_worker_drain(W, drain_done, NULL);
+	ck_assert(run_until(is_drained, 5000));
+	ck_assert_int_eq(r->nresults, 1);
+}
+END_TEST
+
+START_TEST(test_bad_output_fails)
+{
+	start_worker(2, 0, 0);
+	spec a = {.id = aid(1, 1), .task = "a",
+		.shell = "echo 'not a pair' >> \"$WEFT_OUTPUT\""};
+	spec b = {.id = aid(2, 1), .task = "b",
+		.shell = "head -c 70000 /dev/zero | tr '\\0' x | "
+			"sed 's/^/k=/' >> \"$WEFT_OUTPUT\""};
+	queue(&a);
+	queue(&b);
+	seen *r = wait_result(a.id, 10000);
+	ck_assert_int_eq(r->kind, WF_RESULT_EXITED);
+	ck_assert_int_eq(r->exit_code, 0);
+	ck_assert_str_ne(r->error, "");
+	ck_assert_ptr_nonnull(strstr(r->error, "WEFT_OUTPUT"));
+	r = wait_result(b.id, 10000);
+	ck_assert_int_eq(r->kind, WF_RESULT_EXITED);
+	ck_assert_int_eq(r->exit_code, 0);
+	ck_assert_ptr_nonnull(strstr(r->error, "larger than 64 KiB"));
+}
+END_TEST
+
+START_TEST(test_spawn_and_timeout)
+{
+	start_worker(2, 0, 0);
+	spec a = {.id = aid(1, 1), .task = "a",
+		.argv = {"/nonexistent/prog", "x", NULL}};
+	spec b = {.id = aid(2, 1), .task = "b", .shell = "sleep 30",
+		.timeout_ms = 300};
+	queue(&a);
+	queue(&b);
+	seen *r = wait_result(a.id, 5000);
+	ck_assert_int_eq(r->kind, WF_RESULT_SPAWN);
+	ck_assert_ptr_nonnull(strstr(r->error, "/nonexistent/prog"));
+	r = wait_result(b.id, 5000);
+	ck_assert_int_eq(r->kind, WF_RESULT_TIMEOUT);
+	ck_assert_str_eq(r->error, "timed out after 300ms");
+}
+END_TEST
+
+static int
+count_lines(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	if (fp == NULL)
+		return 0;
+	int n = 0, c;
+	while ((c = fgetc(fp)) != EOF)
+		n += c == '\n';
+	fclose(fp);
+	return n;
+}
+
+START_TEST(test_duplicate_assignment_runs_once)
+{
+	start_worker(4, 0, 0);
+	ck_assert(run_until(hello_seen, 5000));
+	spec s = {.id = aid(5, 2), .task = "dup",
+		.shell = "echo run >> starts; sleep 0.5"};
+	F.repeat = 3; // in three replies in a row
+	queue(&s);
+	F.repeat = 3;
+	seen *r = wait_result(s.id, 10000);
+	ck_assert_int_eq(r->kind, WF_RESULT_EXITED);
+	// And once more after it finished and was acknowledged.
+	ck_assert(run_until(spool_empty, 5000));
+	queue(&s);
+	run_for(800);
+	char path[400];
+	snprintf(path, sizeof path, "%s/starts", tmp);
+	ck_assert_int_eq(count_lines(path), 1);
+	ck_assert_int_eq(r->nresults, 1);
+}
+END_TEST
+
+START_TEST(test_cancel_kills)
+{
+	start_worker(2, 0, 0);
+	spec s = {.id = aid(1, 1), .task = "long", .shell = "sleep 30"};
+	queue(&s);
+	want_id = s.id;
+	ck_assert(run_until(is_running, 5000));
+	int64_t t0 = wf_mono_ms();
+	F.cancels[F.ncancels++] = s.id;
+	fake_kick(&F);
+	seen *r = wait_result(s.id, 5000);
+	ck_assert_int_eq(r->kind, WF_RESULT_CANCELLED);
+	ck_assert_int_lt(wf_mono_ms() - t0, 3000);
+	ck_assert(r->eof);
+}
+END_TEST
+
+static bool
+two_hellos(void)
+{
+	return F.nhello >= 2;
+}
+
+static bool
+three_hellos(void)
+{
+	return F.nhello >= 3;
+}
+
+START_TEST(test_rehello_lists_running)
+{
+	start_worker(2, 0, 0);
+	spec s = {.id = aid(9, 1), .task = "long",
+		.shell = "while :; do echo tick; sleep 0.1; done"};
+	queue(&s);
+	want_id = s.id;
+	ck_assert(run_until(is_running, 5000));
+	F.rehello_next = true; // on the held poll
+	fake_kick(&F);
+	ck_assert(run_until(two_hellos, 5000));
+	ck_assert_uint_eq(F.hello_nrunning, 1);
+	ck_assert(wf_attempt_id_eq(F.hello_running[0], s.id));
+	// Now on a report, with a poll held: the HELLO drops that poll
+	// unanswered, and the worker must not wait for it to time out.
+	run_for(400);
+	F.rehello_report = true;
+	ck_assert(run_until(three_hellos, 5000));
+	run_for(100);
+	int64_t t0 = wf_mono_ms();
+	F.cancels[F.ncancels++] = s.id;
+	fake_kick(&F);
+	seen *r = wait_result(s.id, 8000);
+	ck_assert_int_eq(r->kind, WF_RESULT_CANCELLED);
+	ck_assert_int_lt(wf_mono_ms() - t0, 1500);
+	ck_assert(r->loglen >= 5 && strncmp(r->log, "tick\n", 5) == 0);
+}
+END_TEST
+
+static bool
+acked_and_gone(void)
+{
+	seen *s = seen_find(&F, want_id);
+	return s != NULL && s->nresults >= 2 && spool_empty();
+}
+
+START_TEST(test_scheduler_restart_resends)
+{
+	start_worker(2, 0, 0);
+	F.ack = false; // this scheduler stores nothing
+	spec s = {.id = aid(4, 1), .task = "quick", .shell = "echo hi"};
+	queue(&s);
+	seen *r = wait_result(s.id, 5000);
+	ck_assert_str_eq(r->log, "hi\n");
+	run_for(300);
+	ck_assert(!spool_empty());
+	// The scheduler goes away ...
+	fake_close(&F);
+	run_for(500);
+	// ... and a new one comes back on the same address: it does not know
+	// the session, the worker says HELLO again and resends the result.
+	F.ack = true;
+	int before = F.nhello;
+	fake_open(&F);
+	want_id = s.id;
+	ck_assert(run_until(acked_and_gone, 10000));
+	ck_assert_int_gt(F.nhello, before);
+	ck_assert_int_gt(F.stale_syncs, 0);
+	// The new HELLO lists the attempt: it ended, but its result was not
+	// acknowledged, so it is not lost.
+	ck_assert_uint_eq(F.hello_nrunning, 1);
+	ck_assert(wf_attempt_id_eq(F.hello_running[0], s.id));
+	ck_assert_str_eq(r->log, "hi\n");
+	ck_assert_int_eq(r->kind, WF_RESULT_EXITED);
+	int n = r->nresults;
+	run_for(500);
+	ck_assert_int_eq(r->nresults, n); // not sent again after the ack
+}
+END_TEST
+
+static bool
+log_whole(void)
+{
+	seen *s = seen_find(&F, want_id);
+	return s != NULL && s->eof && s->loglen == 1100 && spool_empty();
+}
+
+START_TEST(test_log_rewind_on_lower_ack)
+{
+	start_worker(1, 0, 0);
+	F.truncate_to = 500;
+	spec s = {.id = aid(3, 1), .task = "t",
+		.shell = "for i in $(seq 100); do echo 0123456789; done; "
+			"sleep 0.6"}; // the log is acked whole before the end
+	queue(&s);
+	want_id = s.id;
+	ck_assert(run_until(log_whole, 5000));
+	seen *r = seen_find(&F, s.id);
+	ck_assert_int_eq(F.truncate_to, -1); // it did lose the tail
+	ck_assert(!r->gap);
+	for (size_t i = 0; i < r->loglen; i += 11)
+		ck_assert(strncmp(r->log + i, "0123456789\n", 11) == 0);
+}
+END_TEST
+
+START_TEST(test_drain_waits_for_attempts)
+{
+	start_worker(2, 0, 0);
+	spec s = {.id = aid(1, 1), .task = "t", .shell = "sleep 0.5; echo done"};
+	queue(&s);
+	want_id = s.id;
+	ck_assert(run_until(is_running, 5000));
+	wf_worker_drain(W, drain_done, NULL);
+	ck_assert(run_until(is_drained, 10000));
+	seen *r = seen_find(&F, s.id);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->nresults, 1);
+	ck_assert_int_eq(r->kind, WF_RESULT_EXITED);
+	ck_assert_int_eq(r->exit_code, 0);
+	ck_assert_str_eq(r->log, "done\n");
+	ck_assert(F.saw_draining);
+	ck_assert_uint_eq(F.last_free_slots, 0);
+	ck_assert(spool_empty());
+}
+END_TEST
+
+START_TEST(test_drain_grace_hands_back)
+{
+	start_worker(2, 0, 300);
+	spec s = {.id = aid(1, 1), .task = "t", .shell = "sleep 30"};
+	queue(&s);
+	want_id = s.id;
+	ck_assert(run_until(is_running, 5000));
+	int64_t t0 = wf_mono_ms();
+	wf_worker_drain(W, drain_done, NULL);
+	ck_assert(run_until(is_drained, 10000));
+	ck_assert_int_lt(wf_mono_ms() - t0, 5000);
+	seen *r = seen_find(&F, s.id);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->kind, WF_RESULT_LOST);
+	ck_assert_ptr_nonnull(strstr(r->error, "drained"));
+	// Assignments that arrive while draining are handed back at once.
+}
+END_TEST
+
+START_TEST(test_drain_without_scheduler)
+{
+	fake_close(&F);
+	start_worker(1, 0, 0);
+	run_for(300);
+	int64_t t0 = wf_mono_ms();
+	wf_worker_drain(W, drain_done, NULL);
+	ck_assert(run_until(is_drained, 3000));
+	ck_assert_int_lt(wf_mono_ms() - t0, 1000);
+}
+END_TEST
+
+START_TEST(test_slots_and_gpus)
+{
+	start_worker(2, 2, 0);
+	const char *sh = "echo \"cuda=$CUDA_VISIBLE_DEVICES\" >> \"$WEFT_OUTPUT\"; "
+		"sleep 0.6";
+	spec a = {.id = aid(1, 1), .task = "a", .shell = sh, .gpus = 1};
+	spec b = {.id = aid(2, 1), .task = "b", .shell = sh, .gpus = 1};
+	spec c = {.id = aid(3, 1), .task = "c", .shell = sh, .gpus = 0};
+	queue(&a);
+	queue(&b);
+	queue(&c); // a third with two slots: handed back
+	seen *r = wait_result(c.id, 5000);
+	ck_assert_int_eq(r->kind, WF_RESULT_LOST);
+	ck_assert_ptr_nonnull(strstr(r->error, "no free slot"));
+	r = wait_result(a.id, 5000);
+	ck_assert_str_eq(r->outputs, "cuda=0;");
+	r = wait_result(b.id, 5000);
+	ck_assert_str_eq(r->outputs, "cuda=1;");
+	// Freed: the next gets GPU 0 again; one without GPUs sees none.
+	spec d = {.id = aid(4, 1), .task = "d", .shell = sh, .gpus = 1};
+	spec e = {.id = aid(5, 1), .task = "e", .shell = sh, .gpus = 0};
+	queue(&d);
+	queue(&e);
+	r = wait_result(d.id, 5000);
+	ck_assert_str_eq(r->outputs, "cuda=0;");
+	r = wait_result(e.id, 5000);
+	ck_assert_str_eq(r->outputs, "cuda=;");
+	spec g = {.id = aid(6, 1), .task = "g", .shell = sh, .gpus = 3};
+	queue(&g);
+	r = wait_result(g.id, 5000);
+	ck_assert_int_eq(r->kind, WF_RESULT_LOST);
+	ck_assert_ptr_nonnull(strstr(r->error, "GPUs"));
+}
+END_TEST
+
+START_TEST(test_workdir_and_names)
+{
+	start_worker(1, 0, 0);
+	char sub[400];
+	snprintf(sub, sizeof sub, "%s/sub", tmp);
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	spec s = {.id = aid(2, 1), .task = "t[p=a/b c]", .workdir = "sub",
+		.shell = "pwd; echo \"$WEFT_OUTPUT\""};
+	queue(&s);
+	seen *r = wait_result(s.id, 5000);
+	ck_assert_int_eq(r->exit_code, 0);
+	char want[1200];
+	char real[400];
+	ck_assert_ptr_nonnull(realpath(sub, real));
+	snprintf(want, sizeof want, "%s\n%s/dag.1/t[p=a_b_c]~2/1.out\n", real,
+		spool);
+	ck_assert_str_eq(r->log, want);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite *s = suite_create("worker");
+	TCase *tc = tcase_create("helpers");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_spool_names);
+	tcase_add_test(tc, test_env_build);
+	tcase_add_test(tc, test_gpu_pick);
+	tcase_add_test(tc, test_duration_text);
+	tcase_add_test(tc, test_bad_opts);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("daemon");
+	tcase_set_timeout(tc, 30);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_result_outputs_log);
+	tcase_add_test(tc, test_bad_output_fails);
+	tcase_add_test(tc, test_spawn_and_timeout);
+	tcase_add_test(tc, test_duplicate_assignment_runs_once);
+	tcase_add_test(tc, test_cancel_kills);
+	tcase_add_test(tc, test_rehello_lists_running);
+	tcase_add_test(tc, test_scheduler_restart_resends);
+	tcase_add_test(tc, test_log_rewind_on_lower_ack);
+	tcase_add_test(tc, test_drain_waits_for_attempts);
+	tcase_add_test(tc, test_drain_grace_hands_back);
+	tcase_add_test(tc, test_drain_without_scheduler);
+	tcase_add_test(tc, test_slots_and_gpus);
+	tcase_add_test(tc, test_workdir_and_names);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+WF_TEST_MAIN(suite)

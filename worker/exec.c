@@ -1,0 +1,528 @@
+// Task attempts as child processes: posix_spawn into a new process group,
+// reaping by pid on SIGCHLD, timeouts and kills that escalate from SIGTERM
+// to SIGKILL on the whole group. See worker/exec.h for the contract.
+
+// For posix_spawn_file_actions_addchdir_np and _addclosefrom_np (glibc
+// 2.29 and 2.34), declared only under _GNU_SOURCE.
+#define _GNU_SOURCE
+#include "worker/exec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+
+#define DEFAULT_GRACE_MS 10000
+// What execvpe searches when the environment has no PATH.
+#define DEFAULT_PATH "/bin:/usr/bin"
+
+struct wf_exec {
+	uv_loop_t *loop;
+	uv_signal_t sigchld;
+	wf_proc *head;  // children not yet reaped (doubly linked, intrusive)
+	unsigned live;  // attempts started whose callback has not run
+};
+
+struct wf_proc {
+	wf_exec *e;
+	wf_proc *prev, *next; // in e->head from spawn until reaped
+	// One timer does three jobs, one at a time: the timeout, then the
+	// SIGTERM -> SIGKILL grace, or a 0 ms deferral of the callback when the
+	// attempt ended inside wf_exec_start.
+	uv_timer_t timer;
+	pid_t pid;       // also the process group id; 0 if never started
+	bool linked;     // in e's list
+	bool stopping;   // we sent SIGTERM (timeout or kill)
+	bool reaped;     // the result is final
+	int64_t timeout_ms, grace_ms;
+	wf_exec_done_cb cb;
+	void *arg;
+	wf_exec_result r;
+};
+
+static void
+link_proc(wf_exec *e, wf_proc *p)
+{
+	p->prev = NULL;
+	p->next = e->head;
+	if (e->head != NULL)
+		e->head->prev = p;
+	e->head = p;
+	p->linked = true;
+}
+
+static void
+unlink_proc(wf_exec *e, wf_proc *p)
+{
+	if (!p->linked)
+		return;
+	if (p->prev != NULL)
+		p->prev->next = p->next;
+	else
+		e->head = p->next;
+	if (p->next != NULL)
+		p->next->prev = p->prev;
+	p->prev = p->next = NULL;
+	p->linked = false;
+}
+
+// The SIGCHLD watcher holds the loop open only while something runs, like a
+// uv_process_t: a worker whose loop has nothing else to do can exit.
+static void
+live_inc(wf_exec *e)
+{
+	if (e->live++ == 0)
+		uv_ref((uv_handle_t *)&e->sigchld);
+}
+
+static void
+live_dec(wf_exec *e)
+{
+	WF_ASSERT(e->live > 0);
+	if (--e->live == 0)
+		uv_unref((uv_handle_t *)&e->sigchld);
+}
+
+static void
+proc_close_cb(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+// finish runs the callback and lets the proc go. Nothing here touches E
+// after the callback, which may free the reaper once nothing is live.
+static void
+finish(wf_proc *p)
+{
+	uv_timer_stop(&p->timer);
+	live_dec(p->e);
+	p->cb(p, &p->r, p->arg);
+	uv_close((uv_handle_t *)&p->timer, proc_close_cb);
+}
+
+static void
+deferred_cb(uv_timer_t *t)
+{
+	finish(t->data);
+}
+
+// record turns a wait status into the result, unless we already decided it
+// was a timeout or a kill (then the status is kept as detail).
+static void
+record(wf_proc *p, int status)
+{
+	p->r.ended_ms = wf_now_ms();
+	if (WIFEXITED(status))
+		p->r.exit_code = WEXITSTATUS(status);
+	else if (WIFSIGNALED(status))
+		p->r.signal = WTERMSIG(status);
+	if (!p->stopping)
+		p->r.end = WIFSIGNALED(status) ? WF_EXEC_SIGNALED : WF_EXEC_EXITED;
+}
+
+// try_reap collects the leader if it has exited and kills what is left of
+// its group. True when the result is final.
+static bool
+try_reap(wf_proc *p)
+{
+	int status = 0;
+	pid_t r;
+	do
+		r = waitpid(p->pid, &status, WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return false;
+	unlink_proc(p->e, p);
+	p->reaped = true;
+	if (r < 0) {
+		// ECHILD: someone else reaped our child (a waitpid(-1) elsewhere
+		// in the process). The status is lost; say so rather than guess.
+		p->r.ended_ms = wf_now_ms();
+		p->r.exit_code = -1;
+		if (!p->stopping)
+			p->r.end = WF_EXEC_EXITED;
+		snprintf(p->r.error, sizeof p->r.error,
+			"exit status lost: process %d was reaped elsewhere",
+			(int)p->pid);
+	} else {
+		record(p, status);
+	}
+	// The group outlives its leader while any member lives, and its id
+	// stays reserved meanwhile; killing right after the reap reaches only
+	// the attempt's own stragglers (background jobs, orphaned children),
+	// so nothing the attempt started keeps running or holds its files.
+	kill(-p->pid, SIGKILL);
+	return true;
+}
+
+static void
+sigchld_cb(uv_signal_t *h, int signum)
+{
+	(void)signum;
+	wf_exec *e = h->data;
+	// finish() may start attempts (linked at the head, so not visited
+	// now) but unlinks nothing else, so NEXT stays valid. If a callback
+	// frees E, the list was empty and NEXT is NULL.
+	wf_proc *next;
+	for (wf_proc *p = e->head; p != NULL; p = next) {
+		next = p->next;
+		if (try_reap(p))
+			finish(p);
+	}
+}
+
+static void
+grace_cb(uv_timer_t *t)
+{
+	wf_proc *p = t->data;
+	kill(-p->pid, SIGKILL);
+}
+
+// stop begins the escalation: SIGTERM to the group now, SIGKILL when the
+// grace runs out (or at once for the stragglers when the leader is reaped).
+static void
+stop(wf_proc *p, wf_exec_end why)
+{
+	p->stopping = true;
+	p->r.end = why;
+	kill(-p->pid, SIGTERM);
+	// The loop's clock is as old as the current iteration; count from now.
+	uv_update_time(p->e->loop);
+	uv_timer_start(&p->timer, grace_cb, (uint64_t)p->grace_ms, 0);
+}
+
+// format_duration writes "1h", "1h30m", "45s", "250ms": short and exact.
+static void
+format_duration(char *buf, size_t len, int64_t ms)
+{
+	if (ms % 1000 != 0 || ms == 0) {
+		snprintf(buf, len, "%" PRId64 "ms", ms);
+		return;
+	}
+	int64_t s = ms / 1000;
+	int64_t h = s / 3600, m = s / 60 % 60;
+	s %= 60;
+	size_t n = 0;
+	buf[0] = '\0';
+	if (h > 0)
+		n += (size_t)snprintf(buf + n, len - n, "%" PRId64 "h", h);
+	if (m > 0 && n < len)
+		n += (size_t)snprintf(buf + n, len - n, "%" PRId64 "m", m);
+	if (s > 0 && n < len)
+		snprintf(buf + n, len - n, "%" PRId64 "s", s);
+}
+
+static void
+timeout_cb(uv_timer_t *t)
+{
+	wf_proc *p = t->data;
+	// A leader that exited just now (SIGCHLD not yet handled) did not
+	// time out.
+	if (try_reap(p)) {
+		finish(p);
+		return;
+	}
+	char d[48];
+	format_duration(d, sizeof d, p->timeout_ms);
+	snprintf(p->r.error, sizeof p->r.error, "timed out after %s", d);
+	stop(p, WF_EXEC_TIMEOUT);
+}
+
+// env_path returns the value of PATH in ENVP (the first one, as getenv
+// would), or NULL.
+static const char *
+env_path(const char *const *envp)
+{
+	for (; *envp != NULL; envp++)
+		if (strncmp(*envp, "PATH=", 5) == 0)
+			return *envp + 5;
+	return NULL;
+}
+
+// is_program tells whether PATH, as the child will see it (relative paths
+// are relative to WORKDIR), is a file the child can execute. 0 or an errno.
+static int
+is_program(const char *path, const char *workdir)
+{
+	char buf[PATH_MAX];
+	if (path[0] != '/' && workdir != NULL) {
+		int n = snprintf(buf, sizeof buf, "%s/%s", workdir, path);
+		if (n < 0 || (size_t)n >= sizeof buf)
+			return ENAMETOOLONG;
+		path = buf;
+	}
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return errno;
+	if (!S_ISREG(st.st_mode))
+		return EACCES; // what execve says for a directory
+	return access(path, X_OK) == 0 ? 0 : errno;
+}
+
+// find_program resolves NAME the way execvpe does, but in the PATH of the
+// child's environment rather than the worker's (posix_spawnp would use the
+// worker's). Writes the path to OUT; 0 or an errno (EACCES when something
+// was found but not executable, else ENOENT).
+static int
+find_program(const char *name, const char *path_env, const char *workdir,
+	char *out, size_t outlen)
+{
+	if (name[0] == '\0')
+		return ENOENT;
+	if (strchr(name, '/') != NULL) {
+		if (strlen(name) >= outlen)
+			return ENAMETOOLONG;
+		strcpy(out, name);
+		return 0;
+	}
+	if (path_env == NULL)
+		path_env = DEFAULT_PATH;
+	bool denied = false;
+	const char *dir = path_env;
+	for (;;) {
+		const char *end = strchrnul(dir, ':');
+		int dlen = (int)(end - dir);
+		// An empty element means the current directory.
+		int n = dlen == 0 ? snprintf(out, outlen, "%s", name)
+			: snprintf(out, outlen, "%.*s/%s", dlen, dir, name);
+		if (n > 0 && (size_t)n < outlen) {
+			int rc = is_program(out, workdir);
+			if (rc == 0)
+				return 0;
+			if (rc == EACCES)
+				denied = true;
+		}
+		if (*end == '\0')
+			break;
+		dir = end + 1;
+	}
+	return denied ? EACCES : ENOENT;
+}
+
+// workdir_error checks DIR with chdir's rules (exists, a directory,
+// searchable): 0 or an errno.
+static int
+workdir_error(const char *dir)
+{
+	struct stat st;
+	if (stat(dir, &st) != 0)
+		return errno;
+	if (!S_ISDIR(st.st_mode))
+		return ENOTDIR;
+	return access(dir, X_OK) == 0 ? 0 : errno;
+}
+
+// spawn starts the child. On failure it writes the reason to P's result
+// and returns false.
+static bool
+spawn(wf_proc *p, const wf_exec_spec *s)
+{
+	char *err = p->r.error;
+	size_t errlen = sizeof p->r.error;
+	int rc;
+
+	if (s->workdir != NULL && (rc = workdir_error(s->workdir)) != 0) {
+		snprintf(err, errlen, "cannot change to directory '%.160s': %s",
+			s->workdir, strerror(rc));
+		return false;
+	}
+
+	const char *shargv[] = {"sh", "-c", s->shell, NULL};
+	const char *const *argv = shargv;
+	char prog[PATH_MAX] = "/bin/sh";
+	const char *name = prog;
+	if (s->shell == NULL) {
+		argv = s->argv;
+		name = argv[0];
+		rc = find_program(name, env_path(s->envp), s->workdir, prog,
+			sizeof prog);
+		if (rc != 0) {
+			snprintf(err, errlen, "cannot run '%.160s': %s", name,
+				strerror(rc));
+			return false;
+		}
+	}
+
+	const char *log = s->log_path != NULL ? s->log_path : "/dev/null";
+	// O_CLOEXEC: no other attempt spawned meanwhile may inherit it.
+	int fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open log '%.160s': %s", log,
+			strerror(errno));
+		return false;
+	}
+
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	WF_ASSERT(posix_spawn_file_actions_init(&fa) == 0);
+	WF_ASSERT(posix_spawnattr_init(&at) == 0);
+	// Order matters if FD is 0, 1 or 2 (the worker's stdio closed): copy
+	// it to 1 and 2 before /dev/null takes 0. A dup2 onto itself clears
+	// close-on-exec (POSIX 2008 TC2, glibc >= 2.29).
+	WF_ASSERT(posix_spawn_file_actions_adddup2(&fa, fd, 1) == 0);
+	WF_ASSERT(posix_spawn_file_actions_adddup2(&fa, fd, 2) == 0);
+	WF_ASSERT(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null",
+		O_RDONLY, 0) == 0);
+	// Our descriptors are all close-on-exec, but a library's may not be
+	// (a leaked socket would keep a connection open for a task's life).
+	WF_ASSERT(posix_spawn_file_actions_addclosefrom_np(&fa, 3) == 0);
+	if (s->workdir != NULL)
+		WF_ASSERT(posix_spawn_file_actions_addchdir_np(&fa,
+			s->workdir) == 0);
+
+	// The child leads its own group, so one kill(-pid) reaches all it
+	// starts. libuv and nng block or catch signals in the worker; the
+	// task starts clean (an ignored SIGPIPE would otherwise be inherited).
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	WF_ASSERT(posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP
+		| POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) == 0);
+	WF_ASSERT(posix_spawnattr_setpgroup(&at, 0) == 0);
+	WF_ASSERT(posix_spawnattr_setsigmask(&at, &none) == 0);
+	WF_ASSERT(posix_spawnattr_setsigdefault(&at, &all) == 0);
+
+	pid_t pid = 0;
+	// glibc reports failures of the file actions and of execve as the
+	// return value (the child shares our memory until it execs).
+	rc = posix_spawn(&pid, prog, &fa, &at, (char *const *)argv,
+		(char *const *)s->envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(fd);
+	if (rc != 0) {
+		int wrc;
+		// The directory may have gone since we checked it.
+		if (s->workdir != NULL && (wrc = workdir_error(s->workdir)) != 0)
+			snprintf(err, errlen,
+				"cannot change to directory '%.160s': %s",
+				s->workdir, strerror(wrc));
+		else
+			snprintf(err, errlen, "cannot run '%.160s': %s", name,
+				strerror(rc));
+		return false;
+	}
+	p->pid = pid;
+	return true;
+}
+
+static void
+exec_close_cb(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+wf_err
+wf_exec_new(uv_loop_t *loop, wf_exec **out)
+{
+	if (loop == NULL || out == NULL)
+		return WF_EINVAL;
+	wf_exec *e = calloc(1, sizeof *e);
+	WF_ASSERT(e != NULL);
+	e->loop = loop;
+	int rc = uv_signal_init(loop, &e->sigchld);
+	if (rc != 0) {
+		free(e);
+		return wf_err_from_uv(rc);
+	}
+	e->sigchld.data = e;
+	rc = uv_signal_start(&e->sigchld, sigchld_cb, SIGCHLD);
+	if (rc != 0) {
+		// Registered with the loop by now: freed in the close callback.
+		uv_close((uv_handle_t *)&e->sigchld, exec_close_cb);
+		return wf_err_from_uv(rc);
+	}
+	uv_unref((uv_handle_t *)&e->sigchld);
+	*out = e;
+	return WF_EOK;
+}
+
+void
+wf_exec_free(wf_exec *e)
+{
+	if (e == NULL)
+		return;
+	WF_ASSERT(e->live == 0 && e->head == NULL);
+	uv_close((uv_handle_t *)&e->sigchld, exec_close_cb);
+}
+
+static bool
+spec_ok(const wf_exec_spec *s)
+{
+	if (s == NULL || s->envp == NULL)
+		return false;
+	if (s->shell == NULL && (s->argv == NULL || s->argv[0] == NULL))
+		return false;
+	return s->timeout_ms >= 0 && s->kill_grace_ms >= 0;
+}
+
+wf_err
+wf_exec_start(wf_exec *e, const wf_exec_spec *spec, wf_exec_done_cb cb,
+	void *arg, wf_proc **out)
+{
+	if (e == NULL || cb == NULL || out == NULL || !spec_ok(spec))
+		return WF_EINVAL;
+	wf_proc *p = calloc(1, sizeof *p);
+	WF_ASSERT(p != NULL);
+	p->e = e;
+	p->cb = cb;
+	p->arg = arg;
+	p->grace_ms = spec->kill_grace_ms > 0 ? spec->kill_grace_ms
+		: DEFAULT_GRACE_MS;
+	WF_ASSERT(uv_timer_init(e->loop, &p->timer) == 0);
+	p->timer.data = p;
+	live_inc(e);
+
+	p->r.started_ms = wf_now_ms();
+	if (!spawn(p, spec)) {
+		p->r.end = WF_EXEC_SPAWN_FAILED;
+		p->r.ended_ms = p->r.started_ms;
+		p->reaped = true;
+		uv_timer_start(&p->timer, deferred_cb, 0, 0);
+		*out = p;
+		return WF_EOK;
+	}
+	link_proc(e, p);
+	// A child that is already gone may have sent its SIGCHLD before it
+	// was in the list; do not wait for another signal that may never come.
+	if (try_reap(p)) {
+		uv_timer_start(&p->timer, deferred_cb, 0, 0);
+	} else if (spec->timeout_ms > 0) {
+		p->timeout_ms = spec->timeout_ms;
+		uv_update_time(e->loop);
+		uv_timer_start(&p->timer, timeout_cb,
+			(uint64_t)spec->timeout_ms, 0);
+	}
+	*out = p;
+	return WF_EOK;
+}
+
+void
+wf_proc_kill(wf_proc *p)
+{
+	if (p == NULL || p->reaped || p->stopping || p->pid == 0)
+		return;
+	stop(p, WF_EXEC_KILLED);
+}
+
+pid_t
+wf_proc_pid(const wf_proc *p)
+{
+	return p != NULL ? p->pid : 0;
+}
+
+unsigned
+wf_exec_running(const wf_exec *e)
+{
+	return e != NULL ? e->live : 0;
+}

@@ -1,0 +1,132 @@
+// An attempt's files on the worker: SPOOL/<run>/<task>/<attempt>.log and
+// .out, with names made safe for the file system, kept until the scheduler
+// has acknowledged them.
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "worker/worker_int.h"
+
+// Component names are cut here, well under NAME_MAX (255), leaving room
+// for the "~TAG" suffix.
+#define NAME_KEEP 200
+
+static bool
+safe_char(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		(c >= '0' && c <= '9'))
+		return true;
+	return c != '\0' && strchr("._,=+@[]-", c) != NULL;
+}
+
+void
+wf_spool_name(const char *name, size_t namelen, uint64_t tag, char *buf,
+	size_t len)
+{
+	WF_ASSERT(len >= WF_SPOOL_NAME_LEN);
+	bool changed = namelen > NAME_KEEP || namelen == 0;
+	size_t n = namelen > NAME_KEEP ? NAME_KEEP : namelen;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+		bool ok = safe_char(c) && !(i == 0 && c == '.');
+		buf[i] = ok ? (char)c : '_';
+		changed |= !ok;
+	}
+	if (n == 0)
+		buf[n++] = '_';
+	buf[n] = '\0';
+	// '~' is never kept, so a tagged name cannot equal a clean one, and
+	// two tagged ones differ by their tags.
+	if (changed)
+		snprintf(buf + n, len - n, "~%" PRIu64, tag);
+}
+
+int
+wf_spool_mkdirs(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof buf)
+		return n == 0 ? ENOENT : ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		char saved = buf[i];
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+			return errno;
+		buf[i] = saved;
+	}
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return errno;
+	return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
+int
+wf_spool_create(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno;
+	close(fd);
+	return 0;
+}
+
+uint64_t
+wf_spool_size(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0 || st.st_size < 0)
+		return 0;
+	return (uint64_t)st.st_size;
+}
+
+size_t
+wf_spool_read(const char *path, uint64_t offset, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	size_t got = 0;
+	while (got < len) {
+		ssize_t r = pread(fd, buf + got, len - got,
+			(off_t)(offset + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	return got;
+}
+
+void
+wf_spool_remove(const wf_attempt *a)
+{
+	if (a->log_path != NULL)
+		unlink(a->log_path);
+	if (a->out_path != NULL)
+		unlink(a->out_path);
+	if (a->dir == NULL)
+		return;
+	// The task's and then the run's directory, if now empty (other
+	// attempts may still use them: rmdir fails, which is fine).
+	if (rmdir(a->dir) != 0)
+		return;
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof parent, "%s", a->dir);
+	char *slash = strrchr(parent, '/');
+	if (slash != NULL && slash != parent) {
+		*slash = '\0';
+		rmdir(parent);
+	}
+}
