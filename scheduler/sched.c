@@ -1,0 +1,352 @@
+// The scheduler's lifecycle and heartbeat: open the store, recover, listen,
+// route each request to its handler, and at the end of every loop
+// iteration commit what changed in one LMDB transaction (group commit)
+// before sending the replies that depend on it (write-ahead).
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "scheduler/sched_int.h"
+
+#define TICK_MS 100
+
+char *
+sched_strdup(const char *s)
+{
+	if (s == NULL)
+		return NULL;
+	char *d = strdup(s);
+	if (d == NULL)
+		abort();
+	return d;
+}
+
+char *
+sched_strndup(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+	if (d == NULL)
+		abort();
+	memcpy(d, s, n);
+	d[n] = '\0';
+	return d;
+}
+
+void *
+sched_calloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+void *
+sched_realloc(void *p, size_t n, size_t size)
+{
+	if (size != 0 && n > SIZE_MAX / size)
+		abort();
+	size_t bytes = n * size;
+	p = realloc(p, bytes != 0 ? bytes : 1);
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+void
+sched_defer(wf_sched *s, wf_request *req, char *data, size_t len)
+{
+	deferred *d = sched_calloc(1, sizeof(*d));
+	d->req = req;
+	d->data = data;
+	d->len = len;
+	*s->replies_tail = d;
+	s->replies_tail = &d->next;
+}
+
+void
+sched_reply_sbuf(wf_sched *s, wf_request *req, msgpack_sbuffer *sb)
+{
+	// msgpack_sbuffer's buffer is malloc'd: the deferred reply takes it.
+	sched_defer(s, req, sb->data, sb->size);
+	sb->data = NULL;
+	sb->size = sb->alloc = 0;
+}
+
+void
+sched_reply_error(wf_sched *s, wf_request *req, wf_err status,
+	const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	wf_wire_begin_reply(&pk, &sb, status, msg);
+	msgpack_pack_nil(&pk);
+	sched_reply_sbuf(s, req, &sb);
+}
+
+static void
+on_request(void *arg, wf_request *req, const void *data, size_t len)
+{
+	wf_sched *s = arg;
+	if (s->closing) {
+		wf_request_drop(req);
+		return;
+	}
+	wf_msg m;
+	char err[256];
+	if (wf_wire_decode(data, len, &m, err, sizeof(err)) != WF_EOK) {
+		wf_log(WF_LOG_WARN, "malformed request dropped: %s", err);
+		sched_reply_error(s, req, WF_EPROTO, "malformed request: %s",
+			err);
+		return;
+	}
+	switch (m.type) {
+	case WF_MSG_HELLO:
+		dispatch_hello(s, req, &m.u.hello);
+		break;
+	case WF_MSG_SYNC:
+		dispatch_sync(s, req, &m.u.sync);
+		break;
+	case WF_MSG_CALL:
+		api_call(s, req, &m.u.call);
+		break;
+	default:
+		sched_reply_error(s, req, WF_EPROTO,
+			"unexpected message type %d", (int)m.type);
+		break;
+	}
+	wf_msg_free(&m);
+}
+
+// release_finished frees runs that ended, once their end is committed
+// (unless a retry brought them back meanwhile).
+static void
+release_finished(wf_sched *s)
+{
+	for (uint32_t k = 0; k < s->nfinished; k++) {
+		wf_run *run = s->finished_runs[k];
+		if (!wf_run_state_final(run->state))
+			continue;
+		for (uint32_t j = 0; j < s->nruns; j++) {
+			if (s->runs[j] != run)
+				continue;
+			memmove(&s->runs[j], &s->runs[j + 1],
+				(s->nruns - j - 1) * sizeof(*s->runs));
+			s->nruns--;
+			break;
+		}
+		dispatch_forget_run(s, run);
+		dag_version *dv = run->owner;
+		wf_run_free(run);
+		registry_put(s, dv);
+	}
+	s->nfinished = 0;
+}
+
+// commit_cb runs at the end of every loop iteration: match ready tasks to
+// waiting workers, commit, then send the replies the commit covers.
+static void
+commit_cb(uv_prepare_t *h)
+{
+	wf_sched *s = h->data;
+	schedule_eval(s); // runs due at a fire time join this commit
+	if (s->need_dispatch && !s->closing)
+		dispatch_match(s);
+	if (store_flush(s) != WF_EOK)
+		return; // replies wait: nothing they announce is durable yet
+	while (s->replies != NULL) {
+		deferred *d = s->replies;
+		s->replies = d->next;
+		wf_request_reply(d->req, d->data, d->len);
+		free(d->data);
+		free(d);
+	}
+	s->replies_tail = &s->replies;
+	if (s->nfinished > 0)
+		release_finished(s);
+}
+
+static void
+tick_cb(uv_timer_t *h)
+{
+	wf_sched *s = h->data;
+	dispatch_tick(s);
+	schedule_tick(s);
+}
+
+static wf_err
+write_addr_file(wf_sched *s, char *err, size_t errlen)
+{
+	char path[4096], tmp[4200];
+	snprintf(path, sizeof(path), "%s/scheduler.addr", s->data_dir);
+	snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL || fprintf(f, "%s\n", s->bound) < 0 || fclose(f) != 0 ||
+		rename(tmp, path) != 0) {
+		snprintf(err, errlen, "cannot write %s: %s", path,
+			strerror(errno));
+		return WF_EIO;
+	}
+	return WF_EOK;
+}
+
+wf_err
+wf_sched_open(const wf_sched_opts *opts, wf_sched **out, char *err,
+	size_t errlen)
+{
+	wf_sched *s = sched_calloc(1, sizeof(*s));
+	s->opts = *opts;
+	s->loop = opts->loop;
+	s->data_dir = sched_strdup(opts->data_dir);
+	s->listen_url = sched_strdup(opts->listen_url);
+	s->opts.data_dir = s->data_dir;
+	s->opts.listen_url = s->listen_url;
+	s->opts.token = NULL;
+	s->puts_tail = &s->puts;
+	s->replies_tail = &s->replies;
+	wf_err e = store_open(s, err, errlen);
+	if (e == WF_EOK)
+		e = store_recover(s, err, errlen);
+	if (e == WF_EOK) {
+		e = wf_server_open(s->loop, s->listen_url, on_request, s,
+			&s->server, s->bound, sizeof(s->bound));
+		if (e != WF_EOK)
+			snprintf(err, errlen, "cannot listen on %s: %s",
+				s->listen_url, wf_strerror(e));
+	}
+	if (e == WF_EOK)
+		e = write_addr_file(s, err, errlen);
+	if (e != WF_EOK) {
+		if (s->server != NULL)
+			wf_server_close(s->server, NULL, NULL);
+		s->server = NULL;
+		wf_sched_free(s);
+		return e;
+	}
+	uv_prepare_init(s->loop, &s->commit_handle);
+	s->commit_handle.data = s;
+	uv_prepare_start(&s->commit_handle, commit_cb);
+	uv_timer_init(s->loop, &s->tick);
+	s->tick.data = s;
+	uv_timer_start(&s->tick, tick_cb, TICK_MS, TICK_MS);
+	schedule_start(s); // its fire_timer is the third handle
+	s->open_handles = 3;
+	wf_log(WF_LOG_INFO, "scheduler listening on %s (data in %s)", s->bound,
+		s->data_dir);
+	*out = s;
+	return WF_EOK;
+}
+
+const char *
+wf_sched_addr(const wf_sched *s)
+{
+	return s->bound;
+}
+
+static void
+maybe_done(wf_sched *s)
+{
+	if (s->open_handles > 0 || s->server != NULL)
+		return;
+	if (s->close_cb != NULL)
+		s->close_cb(s->close_arg);
+}
+
+static void
+handle_closed_cb(uv_handle_t *h)
+{
+	wf_sched *s = h->data;
+	s->open_handles--;
+	maybe_done(s);
+}
+
+static void
+server_closed_cb(void *arg)
+{
+	wf_sched *s = arg;
+	s->server = NULL;
+	maybe_done(s);
+}
+
+void
+wf_sched_close(wf_sched *s, void (*done)(void *arg), void *arg)
+{
+	s->closing = true;
+	s->close_cb = done;
+	s->close_arg = arg;
+	// What is decided is committed and its replies go out; held polls
+	// are dropped (workers poll again, elsewhere or later).
+	uv_prepare_stop(&s->commit_handle);
+	commit_cb(&s->commit_handle);
+	// Replies a failed commit held back cannot be sent now.
+	while (s->replies != NULL) {
+		deferred *d = s->replies;
+		s->replies = d->next;
+		wf_request_drop(d->req);
+		free(d->data);
+		free(d);
+	}
+	s->replies_tail = &s->replies;
+	for (worker *w = s->workers; w != NULL; w = w->next) {
+		if (w->held != NULL) {
+			wf_request_drop(w->held);
+			w->held = NULL;
+		}
+	}
+	uv_timer_stop(&s->tick);
+	uv_close((uv_handle_t *)&s->commit_handle, handle_closed_cb);
+	uv_close((uv_handle_t *)&s->tick, handle_closed_cb);
+	uv_timer_stop(&s->fire_timer);
+	uv_close((uv_handle_t *)&s->fire_timer, handle_closed_cb);
+	if (s->server != NULL)
+		wf_server_close(s->server, server_closed_cb, s);
+	wf_log(WF_LOG_INFO, "scheduler stopped");
+}
+
+void
+wf_sched_free(wf_sched *s)
+{
+	if (s == NULL)
+		return;
+	while (s->replies != NULL) {
+		deferred *d = s->replies;
+		s->replies = d->next;
+		wf_request_drop(d->req);
+		free(d->data);
+		free(d);
+	}
+	dispatch_free_all(s);
+	runs_free_all(s);
+	registry_free_all(s);
+	while (s->puts != NULL) {
+		pending_put *p = s->puts;
+		s->puts = p->next;
+		free(p->key);
+		free(p->val);
+		free(p);
+	}
+	for (uint32_t r = 0; r < s->ndirty_runs; r++)
+		free(s->dirty_tasks[r]);
+	free(s->dirty_runs);
+	free(s->dirty_tasks);
+	free(s->ndirty_tasks);
+	free(s->capdirty_tasks);
+	free(s->finished_runs);
+	if (s->db != NULL)
+		wf_db_close(s->db);
+	free(s->data_dir);
+	free(s->listen_url);
+	free(s->clock_file);
+	free(s);
+}

@@ -1,0 +1,49 @@
+// The scheduler daemon as an object on a libuv loop. It owns all scheduler
+// state; every mutation happens on the loop thread. `weft scheduler` runs
+// one on its own loop; `weft run` hosts one beside a local worker.
+#ifndef WF_SCHEDULER_SCHED_H
+#define WF_SCHEDULER_SCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "common/err.h"
+
+typedef struct wf_sched wf_sched;
+
+typedef struct wf_sched_opts {
+	uv_loop_t *loop;
+	const char *data_dir;   // LMDB, logs, scheduler.addr
+	const char *listen_url; // NNG address; tcp port 0 picks one
+	const char *token;      // shared secret (issue 4), may be NULL
+	uint32_t lease_ms;      // a worker silent this long is lost (0: 15 s)
+	uint32_t heartbeat_ms;  // what workers are told (0: 1 s)
+	// Create runs at fire times and for backfills as runs end: the
+	// daemon. Off for a scheduler embedded to run one DAG or read a dir.
+	bool schedules;
+	// Testing only: a file holding the time (epoch ms) the schedules see,
+	// re-read every tick. NULL: the real clock. docs/schedules.md.
+	const char *clock_file;
+} wf_sched_opts;
+
+// wf_sched_new opens the data dir (LMDB; refuses a dir another weft
+// process holds), recovers every run that was not finished, and listens.
+// ERR says what went wrong in a line a user can act on.
+wf_err wf_sched_open(const wf_sched_opts *opts, wf_sched **out, char *err,
+	size_t errlen) WF_MUST_CHECK;
+
+// wf_sched_addr returns the address actually bound (port filled in); it is
+// also written to DATA/scheduler.addr.
+const char *wf_sched_addr(const wf_sched *s);
+
+// wf_sched_close stops listening, commits what is pending, closes every
+// handle, and calls DONE (may be NULL) on the loop when the scheduler can
+// be freed with wf_sched_free. Running attempts keep running on their
+// workers; a restarted scheduler picks them up again.
+void wf_sched_close(wf_sched *s, void (*done)(void *arg), void *arg);
+
+void wf_sched_free(wf_sched *s);
+
+#endif
