@@ -1,0 +1,210 @@
+// Calling a scheduler from the CLI: address resolution, one blocking call,
+// error reporting with the spec's exit codes, and the embedded scheduler
+// used when --data names a dir no scheduler is serving.
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/client.h"
+#include "cli/embed.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "common/wire.h"
+
+// A client waits this long for a scheduler before giving up (exit 3).
+#define CALL_TIMEOUT_MS 5000
+
+bool
+wf_client_opt(wf_client_opts *o, int c, const char *arg)
+{
+	switch (c) {
+	case WF_OPT_SCHEDULER:
+		o->url = arg;
+		return true;
+	case WF_OPT_TOKEN_FILE:
+		o->token_file = arg;
+		return true;
+	case WF_OPT_DATA:
+		o->data_dir = arg;
+		return true;
+	case WF_OPT_JSON:
+		o->json = true;
+		return true;
+	}
+	return false;
+}
+
+int
+wf_exit_for(wf_err status)
+{
+	switch (status) {
+	case WF_EOK:
+		return WF_EXIT_OK;
+	case WF_EUNREACHABLE:
+	case WF_EAUTH:
+	case WF_ETIMEOUT:
+	case WF_EVERSION:
+		return WF_EXIT_UNREACHABLE;
+	default:
+		return WF_EXIT_FAIL;
+	}
+}
+
+void
+wf_reply_free(wf_reply *r)
+{
+	if (r->raw != NULL) {
+		wf_msg_free(&r->msg);
+		free(r->raw);
+		r->raw = NULL;
+	}
+}
+
+// read_addr reads DIR/scheduler.addr into BUF; false when absent.
+static bool
+read_addr(const char *dir, char *buf, size_t len)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/scheduler.addr", dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	bool ok = fgets(buf, (int)len, f) != NULL;
+	fclose(f);
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return ok && buf[0] != '\0';
+}
+
+static int
+call_url(const char *url, const char *cmd, const char *token,
+	wf_pack_args_fn pack, void *arg, wf_reply *reply, bool quiet)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	wf_wire_begin_call(&pk, &sb, cmd, token);
+	if (pack != NULL)
+		pack(&pk, arg);
+	else
+		msgpack_pack_map(&pk, 0);
+	void *raw = NULL;
+	size_t rawlen = 0;
+	wf_err e = wf_call_sync(url, sb.data, sb.size, CALL_TIMEOUT_MS, &raw,
+		&rawlen);
+	msgpack_sbuffer_destroy(&sb);
+	if (e != WF_EOK) {
+		if (!quiet)
+			wf_cli_error("cannot reach the scheduler at %s: %s "
+				     "(is 'weft scheduler' running? set "
+				     "--scheduler or $WEFT_SCHEDULER)",
+				url, wf_strerror(e));
+		return WF_EXIT_UNREACHABLE;
+	}
+	wf_msg m;
+	char err[256] = "";
+	if (wf_wire_decode(raw, rawlen, &m, err, sizeof(err)) != WF_EOK) {
+		wf_cli_error("the scheduler at %s sent a malformed reply: %s",
+			url, err);
+		free(raw);
+		return WF_EXIT_UNREACHABLE;
+	}
+	if (m.type != WF_MSG_REPLY) {
+		wf_cli_error("%s is not a weft scheduler (it sent a message "
+			     "of type %d)", url, (int)m.type);
+		wf_msg_free(&m);
+		free(raw);
+		return WF_EXIT_UNREACHABLE;
+	}
+	reply->status = m.u.reply.status;
+	snprintf(reply->message, sizeof(reply->message), "%.*s",
+		(int)m.u.reply.message.len, m.u.reply.message.ptr);
+	// The body borrows from the message and RAW: both live in the reply.
+	reply->msg = m;
+	reply->raw = raw;
+	reply->body = m.u.reply.body;
+	if (reply->status != WF_EOK) {
+		// Multi-line messages (DAG file errors) are printed as they
+		// are: each line already says what it is.
+		if (strchr(reply->message, '\n') != NULL ||
+			strstr(reply->message, ": error: ") != NULL)
+			fprintf(stderr, "%s\n", reply->message);
+		else
+			wf_cli_error("%s", reply->message);
+		int code = wf_exit_for(reply->status);
+		wf_reply_free(reply);
+		return code;
+	}
+	return WF_EXIT_OK;
+}
+
+static char *
+read_token(const wf_client_opts *o)
+{
+	const char *file = o->token_file;
+	if (file == NULL) {
+		const char *env = getenv("WEFT_TOKEN");
+		return env != NULL && env[0] != '\0' ? strdup(env) : NULL;
+	}
+	FILE *f = fopen(file, "r");
+	if (f == NULL)
+		return NULL;
+	char buf[512];
+	char *t = fgets(buf, sizeof(buf), f) != NULL ? buf : NULL;
+	fclose(f);
+	if (t == NULL)
+		return NULL;
+	t[strcspn(t, "\r\n")] = '\0';
+	return strdup(t);
+}
+
+int
+wf_cli_call(const wf_client_opts *o, const char *cmd, wf_pack_args_fn pack,
+	void *arg, wf_reply *reply)
+{
+	memset(reply, 0, sizeof(*reply));
+	char *token = read_token(o);
+	if (o->token_file != NULL && token == NULL) {
+		wf_cli_error("cannot read token file %s: %s", o->token_file,
+			strerror(errno));
+		return WF_EXIT_USAGE;
+	}
+	int code;
+	if (o->data_dir != NULL && o->url == NULL) {
+		// A scheduler serving that dir answers; else read it here.
+		char addr[512];
+		if (read_addr(o->data_dir, addr, sizeof(addr))) {
+			code = call_url(addr, cmd, token, pack, arg, reply,
+				true);
+			if (code != WF_EXIT_UNREACHABLE) {
+				free(token);
+				return code;
+			}
+		}
+		wf_embed *e;
+		char err[512];
+		// The embedded scheduler's INFO lines are noise here.
+		if (getenv("WEFT_LOG_LEVEL") == NULL)
+			wf_log_set_level(WF_LOG_WARN);
+		if (wf_embed_start(o->data_dir, 0, NULL, &e, err,
+			    sizeof(err)) != WF_EOK) {
+			wf_cli_error("%s", err);
+			free(token);
+			return WF_EXIT_FAIL;
+		}
+		code = call_url(wf_embed_url(e), cmd, token, pack, arg, reply,
+			false);
+		wf_embed_stop(e);
+		free(token);
+		return code;
+	}
+	const char *url = o->url;
+	if (url == NULL)
+		url = getenv("WEFT_SCHEDULER");
+	if (url == NULL || url[0] == '\0')
+		url = WF_DEFAULT_URL;
+	code = call_url(url, cmd, token, pack, arg, reply, false);
+	free(token);
+	return code;
+}

@@ -1,0 +1,148 @@
+// `weft scheduler`: the scheduler daemon in the foreground, on its own
+// loop, until SIGTERM or SIGINT (then a clean shutdown and exit 0).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+#include "scheduler/sched.h"
+
+typedef struct daemon_state {
+	uv_loop_t *loop;
+	wf_sched *sched;
+	uv_signal_t sigterm, sigint;
+	bool stopping;
+} daemon_state;
+
+static void
+closed_cb(void *arg)
+{
+	daemon_state *d = arg;
+	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static void
+signal_cb(uv_signal_t *h, int signum)
+{
+	daemon_state *d = h->data;
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	wf_log(WF_LOG_INFO, "%s: shutting down", strsignal(signum));
+	wf_sched_close(d->sched, closed_cb, d);
+}
+
+// is_local tells whether URL only accepts connections from this machine.
+static bool
+is_local(const char *url)
+{
+	if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0)
+		return true;
+	const char *host = strstr(url, "://");
+	if (host == NULL)
+		return false;
+	host += 3;
+	return strncmp(host, "127.", 4) == 0 ||
+		strncmp(host, "localhost:", 10) == 0 ||
+		strncmp(host, "[::1]:", 6) == 0;
+}
+
+int
+wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
+{
+	enum { OPT_DATA = 1, OPT_LISTEN, OPT_HTTP, OPT_TOKEN, OPT_INSECURE };
+	static const struct option longopts[] = {
+		{"data", required_argument, 0, OPT_DATA},
+		{"listen", required_argument, 0, OPT_LISTEN},
+		{"http", required_argument, 0, OPT_HTTP},
+		{"token-file", required_argument, 0, OPT_TOKEN},
+		{"insecure", no_argument, 0, OPT_INSECURE},
+		{"help", no_argument, 0, 'h'},
+		{0},
+	};
+	const char *data_dir = wf_default_data_dir();
+	const char *listen = "tcp://127.0.0.1:7070";
+	const char *token_file = NULL;
+	bool insecure = false;
+	int c;
+	while ((c = wf_cli_getopt(cmd, argc, argv, "h", longopts)) != -1) {
+		switch (c) {
+		case -2:
+			return WF_EXIT_OK;
+		case -3:
+			return WF_EXIT_USAGE;
+		case OPT_DATA:
+			data_dir = optarg;
+			break;
+		case OPT_LISTEN:
+			listen = optarg;
+			break;
+		case OPT_HTTP:
+			if (strcmp(optarg, "none") != 0)
+				fprintf(stderr, "weft: warning: the HTTP "
+						"endpoint is not built yet; "
+						"--http %s is ignored\n",
+					optarg);
+			break;
+		case OPT_TOKEN:
+			token_file = optarg;
+			break;
+		case OPT_INSECURE:
+			insecure = true;
+			break;
+		}
+	}
+	if (optind < argc)
+		return wf_cli_usage(cmd, "unexpected argument '%s'",
+			argv[optind]);
+	// weft runs commands on workers: anyone who can reach this port can
+	// run anything there. Until tokens are checked, only loopback and
+	// local sockets are served unless the user says --insecure.
+	if (!is_local(listen) && !insecure) {
+		wf_cli_error("refusing to listen on %s without "
+			     "authentication: anyone who reaches it could run "
+			     "commands on your workers. Listen on 127.0.0.1 "
+			     "or ipc://, or pass --insecure on a trusted "
+			     "network%s",
+			listen,
+			token_file != NULL ? " (token checking is not built "
+					     "yet in this version)"
+					   : "");
+		return WF_EXIT_FAIL;
+	}
+	if (token_file != NULL)
+		fprintf(stderr, "weft: warning: token checking is not built "
+				"yet; --token-file is ignored\n");
+
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	daemon_state d = {.loop = &loop};
+	wf_sched_opts so = {
+		.loop = &loop,
+		.data_dir = data_dir,
+		.listen_url = listen,
+		.schedules = true,
+		// A testing aid only (docs/schedules.md): a fake clock.
+		.clock_file = getenv("WEFT_TEST_CLOCK"),
+	};
+	char err[512];
+	if (wf_sched_open(&so, &d.sched, err, sizeof(err)) != WF_EOK) {
+		wf_cli_error("%s", err);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		uv_loop_close(&loop);
+		return WF_EXIT_FAIL;
+	}
+	uv_signal_init(&loop, &d.sigterm);
+	uv_signal_init(&loop, &d.sigint);
+	d.sigterm.data = d.sigint.data = &d;
+	uv_signal_start(&d.sigterm, signal_cb, SIGTERM);
+	uv_signal_start(&d.sigint, signal_cb, SIGINT);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	wf_sched_free(d.sched);
+	uv_loop_close(&loop);
+	return WF_EXIT_OK;
+}
