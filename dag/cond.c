@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dag/cond.h"
+#include "dag/text_int.h"
 
 #define NONE UINT32_MAX
 
@@ -100,46 +101,14 @@ fail(parser *p, size_t off, const char *fmt, ...)
 	va_end(ap);
 }
 
-// shown copies S[0..N) into BUF for a message: control bytes become '?',
-// long text is cut with "...".
-static const char *
-shown(char *buf, size_t cap, const char *s, size_t n)
-{
-	size_t max = cap - 4, o = 0;
-	for (size_t i = 0; i < n && o < max; i++) {
-		unsigned char c = (unsigned char)s[i];
-		buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-	}
-	if (o < n) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
-}
 
-static bool
-is_blank(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
 
-static bool
-is_alpha(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
 
-static bool
-is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
 
 static bool
 is_word(char c)
 {
-	return is_alpha(c) || is_digit(c) || c == '.' || c == '-';
+	return wf_text_is_alpha(c) || wf_text_is_digit(c) || c == '.' || c == '-';
 }
 
 // number_end returns the end of the decimal number at S (sign, digits,
@@ -151,10 +120,10 @@ number_end(const char *s)
 	if (*p == '+' || *p == '-')
 		p++;
 	size_t digits = 0;
-	for (; is_digit(*p); p++)
+	for (; wf_text_is_digit(*p); p++)
 		digits++;
 	if (*p == '.')
-		for (p++; is_digit(*p); p++)
+		for (p++; wf_text_is_digit(*p); p++)
 			digits++;
 	if (digits == 0)
 		return s;
@@ -162,9 +131,9 @@ number_end(const char *s)
 		const char *e = p + 1;
 		if (*e == '+' || *e == '-')
 			e++;
-		if (!is_digit(*e))
+		if (!wf_text_is_digit(*e))
 			return p;
-		while (is_digit(*e))
+		while (wf_text_is_digit(*e))
 			e++;
 		p = e;
 	}
@@ -266,7 +235,7 @@ lex_string(parser *p)
 			char b[8];
 			fail(p, i - 1, "unknown escape '\\%s' in a string "
 				"(known: \\\\ \\' \\\" \\n \\t)",
-				shown(b, sizeof(b), &e, 1));
+				wf_text_shown(b, sizeof(b), &e, 1));
 			p->t.kind = T_ERR;
 			return;
 		}
@@ -307,7 +276,7 @@ lex_number(parser *p)
 	if (w != e) {
 		char b[72];
 		fail(p, p->pos, "malformed number '%s'",
-			shown(b, sizeof(b), s, (size_t)(w - s)));
+			wf_text_shown(b, sizeof(b), s, (size_t)(w - s)));
 		p->t.kind = T_ERR;
 		return;
 	}
@@ -316,7 +285,7 @@ lex_number(parser *p)
 	if (!isfinite(strtod(p->pool + at, NULL))) {
 		char b[72];
 		fail(p, p->pos, "number '%s' is out of range",
-			shown(b, sizeof(b), s, n));
+			wf_text_shown(b, sizeof(b), s, n));
 		p->t.kind = T_ERR;
 		return;
 	}
@@ -363,7 +332,7 @@ lex_word(parser *p)
 			char b[16];
 			fail(p, start, "unknown word '%s': keywords are "
 				"lowercase, did you mean '%s'?",
-				shown(b, sizeof(b), s + start, n),
+				wf_text_shown(b, sizeof(b), s + start, n),
 				keywords[k]);
 			p->t.kind = T_ERR;
 			return;
@@ -378,7 +347,7 @@ lex_word(parser *p)
 		strstr(msg, ": expected params.NAME") != NULL) {
 		// Most likely a string someone forgot to quote: status == ok.
 		char b[72];
-		shown(b, sizeof(b), s + start, n);
+		wf_text_shown(b, sizeof(b), s + start, n);
 		fail(p, start, "unknown reference '%s' (write a string in "
 			"quotes: '%s')", b, b);
 	} else {
@@ -392,7 +361,7 @@ static void
 lex(parser *p)
 {
 	const char *s = p->src;
-	while (p->pos < p->len && is_blank(s[p->pos]))
+	while (p->pos < p->len && wf_text_is_blank(s[p->pos]))
 		p->pos++;
 	size_t i = p->pos;
 	p->t = (tok){.kind = T_END, .off = i};
@@ -453,7 +422,7 @@ lex(parser *p)
 	default:
 		if (number_end(s + i) != s + i) {
 			lex_number(p);
-		} else if (is_alpha(c)) {
+		} else if (wf_text_is_alpha(c)) {
 			lex_word(p);
 		} else {
 			unsigned char u = (unsigned char)c;
@@ -505,7 +474,7 @@ tok_text(const parser *p, const tok *t, char *buf, size_t cap)
 		return "the end";
 	size_t n = t->len;
 	buf[0] = '\'';
-	shown(buf + 1, cap - 2, p->src + t->off, n);
+	wf_text_shown(buf + 1, cap - 2, p->src + t->off, n);
 	strcat(buf, "'");
 	return buf;
 }

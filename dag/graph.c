@@ -160,7 +160,7 @@ report_unknown(wf_ld *c, const wf_ynode *at, const char *s, size_t n,
 	if (hidden_by_bad_matrix(c, s, n))
 		return;
 	char buf[80];
-	const char *shown = wf_ld_shown(buf, sizeof(buf), s, n);
+	const char *shown = wf_text_shown(buf, sizeof(buf), s, n);
 	const char *hint = wf_ld_suggest(c, s, n, c->groups,
 		sizeof(*c->groups), c->ngroups);
 	if (hint != NULL)
@@ -324,7 +324,7 @@ report_cycle(wf_ld *c, const uint32_t *stack, uint32_t from, uint32_t top,
 		if (k > 0)
 			put(msg, sizeof(msg), &o, " -> ");
 		put(msg, sizeof(msg), &o,
-			wf_ld_shown(nb, sizeof(nb), name, strlen(name)));
+			wf_text_shown(nb, sizeof(nb), name, strlen(name)));
 	}
 	wf_ld_error(&c->r, e->line, e->col, "dependency cycle: %s", msg);
 }
@@ -558,8 +558,8 @@ query_error(wf_ld *c, const wf_ld_query *q, const char *fmt, const char *a,
 {
 	char what[200], tb[80], kb[80], msg[512];
 	snprintf(what, sizeof(what), "'tasks.%s.outputs.%s'",
-		wf_ld_shown(tb, sizeof(tb), q->task, q->task_len),
-		wf_ld_shown(kb, sizeof(kb), q->key, q->key_len));
+		wf_text_shown(tb, sizeof(tb), q->task, q->task_len),
+		wf_text_shown(kb, sizeof(kb), q->key, q->key_len));
 	snprintf(msg, sizeof(msg), fmt, a, b);
 	wf_ld_error(&c->r, q->line, q->col, "%s: %s%s", what, msg,
 		q->inherited ? " (written in defaults)" : "");
@@ -582,7 +582,7 @@ resolve_queries(graph *gr)
 			} else {
 				char eg[300], kb[80];
 				snprintf(eg, sizeof(eg), "tasks.%s.outputs.%s",
-					gr->tasks[h->first].id, wf_ld_shown(kb,
+					gr->tasks[h->first].id, wf_text_shown(kb,
 					sizeof(kb), q->key, q->key_len));
 				query_error(c, q, "task '%s' is a matrix; name "
 					"one of its tasks, e.g. '%s'", h->name,
@@ -597,7 +597,7 @@ resolve_queries(graph *gr)
 			const char *hint = wf_ld_suggest(c, q->task,
 				q->task_len, c->groups, sizeof(*c->groups),
 				c->ngroups);
-			const char *shown = wf_ld_shown(tb, sizeof(tb), q->task,
+			const char *shown = wf_text_shown(tb, sizeof(tb), q->task,
 				q->task_len);
 			if (hint != NULL)
 				query_error(c, q, "unknown task '%s' (did you "

@@ -68,7 +68,7 @@ load_name(wf_ld *c, const wf_ynode *root, const wf_ynode *v)
 		wf_ld_error_at(&c->r, v, "bad DAG name '%s' (letters, "
 			"digits, '_', '.', '-', starting with a letter or "
 			"digit; at most %d)",
-			wf_ld_shown(buf, sizeof(buf), s, v->n),
+			wf_text_shown(buf, sizeof(buf), s, v->n),
 			WF_DAG_NAME_MAX);
 		return;
 	}
@@ -90,7 +90,7 @@ load_timezone(wf_ld *c, const wf_ynode *v)
 	if (tz == NULL) {
 		char buf[80];
 		wf_ld_error_at(&c->r, v, "bad timezone '%s': %s",
-			wf_ld_shown(buf, sizeof(buf), s, v->n), err);
+			wf_text_shown(buf, sizeof(buf), s, v->n), err);
 		return;
 	}
 	c->mem->tz = tz;
@@ -126,7 +126,7 @@ load_time(wf_ld *c, const wf_ynode *v, const char *what, int64_t *ms)
 		char buf[80];
 		wf_ld_error_at(&c->r, v, "'%s': bad date or time '%s' (write "
 			"e.g. 2026-11-01 or 2026-11-01T03:00)", what,
-			wf_ld_shown(buf, sizeof(buf), s, v->n));
+			wf_text_shown(buf, sizeof(buf), s, v->n));
 		return false;
 	}
 	return true;
@@ -152,7 +152,7 @@ load_params(wf_ld *c, const wf_ynode *v)
 			wf_ld_error_at(&c->r, k, "bad param name '%s' "
 				"(letters, digits and '_', not starting with "
 				"a digit)",
-				wf_ld_shown(buf, sizeof(buf), k->u.s, k->n));
+				wf_text_shown(buf, sizeof(buf), k->u.s, k->n));
 			continue;
 		}
 		if (x->flags & WF_YF_BAD)
@@ -301,7 +301,7 @@ load_tasks(wf_ld *c, const wf_ynode *root, const wf_ynode *v)
 			char buf[80];
 			wf_ld_error_at(&c->r, k, "bad task id '%s' (letters, "
 				"digits, '_', '.', '-', not starting with '.' "
-				"or '-'; at most %d)", wf_ld_shown(buf,
+				"or '-'; at most %d)", wf_text_shown(buf,
 				sizeof(buf), k->u.s, k->n), WF_DAG_NAME_MAX);
 		}
 		wf_ld_spec own;

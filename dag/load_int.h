@@ -11,6 +11,7 @@
 
 #include "dag/arena.h"
 #include "dag/dag.h"
+#include "dag/text_int.h"
 
 // ---- YAML tree -----------------------------------------------------------
 
@@ -109,9 +110,6 @@ void wf_ld_error_at(wf_ld_report *r, const wf_ynode *n, const char *fmt,
 // wf_ld_finish adds the "N more not shown" line when problems were dropped.
 void wf_ld_finish(wf_ld_report *r);
 
-// wf_ld_shown copies S[0..N) into BUF (CAP bytes, at least 8) for a message:
-// one line (control bytes become '?'), long text cut with "...".
-const char *wf_ld_shown(char *buf, size_t cap, const char *s, size_t n);
 
 // wf_ld_distance is the optimal-string-alignment edit distance between A
 // and B (so "retires" is one step from "retries"), or LIMIT + 1 when it is

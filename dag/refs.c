@@ -147,7 +147,7 @@ wf_ld_check_param(wf_ld *c, const wf_ld_tref *t)
 	if (wf_strindex_find(&c->mem->param_ix, t->name, t->name_len) >= 0)
 		return;
 	char buf[80];
-	const char *s = wf_ld_shown(buf, sizeof(buf), t->name, t->name_len);
+	const char *s = wf_text_shown(buf, sizeof(buf), t->name, t->name_len);
 	const wf_dag *d = c->dag;
 	const char *hint = d->nparams == 0 ? NULL : wf_ld_suggest(c, t->name,
 		t->name_len, d->params, sizeof(*d->params), d->nparams);
@@ -172,7 +172,7 @@ check_matrix(wf_ld *c, const wf_ld_group *g, const wf_ld_tref *t,
 			memcmp(g->matrix[i].name, t->name, t->name_len) == 0)
 			return;
 	char buf[80];
-	const char *s = wf_ld_shown(buf, sizeof(buf), t->name, t->name_len);
+	const char *s = wf_text_shown(buf, sizeof(buf), t->name, t->name_len);
 	const char *from = inherited ? " (written in defaults)" : "";
 	if (g->nmatrix == 0) {
 		wf_ld_error(&c->r, t->line, t->col, "'matrix.%s': task '%s' "

@@ -149,7 +149,7 @@ parse_trigger(wf_ld *c, const wf_ynode *n, wf_ld_spec *s)
 		}
 	}
 	char buf[48];
-	const char *shown = wf_ld_shown(buf, sizeof(buf), t, n->n);
+	const char *shown = wf_text_shown(buf, sizeof(buf), t, n->n);
 	const char *hint = wf_ld_suggest(c, t, n->n, trigger_names,
 		sizeof(*trigger_names), NELEM(trigger_names));
 	if (hint != NULL)
@@ -188,7 +188,7 @@ parse_env_map(wf_ld *c, const wf_ynode *n, const char *what,
 			wf_ld_error_at(&c->r, k, "'%s': bad variable name '%s' "
 				"(letters, digits and '_', not starting with "
 				"a digit)", what,
-				wf_ld_shown(buf, sizeof(buf), k->u.s, k->n));
+				wf_text_shown(buf, sizeof(buf), k->u.s, k->n));
 			ok = false;
 			continue;
 		}
@@ -225,7 +225,7 @@ parse_queue(wf_ld *c, const wf_ynode *n, wf_ld_spec *s)
 		char buf[80];
 		wf_ld_error_at(&c->r, n, "bad queue name '%s' (letters, "
 			"digits, '_', '.', '-'; at most %d)",
-			wf_ld_shown(buf, sizeof(buf), q, n->n),
+			wf_text_shown(buf, sizeof(buf), q, n->n),
 			WF_DAG_NAME_MAX);
 		return false;
 	}
@@ -268,7 +268,7 @@ parse_resources(wf_ld *c, const wf_ynode *n, wf_ld_spec *s)
 				char buf[48];
 				wf_ld_error_at(&c->r, v, "'memory': bad size "
 					"'%s' (write e.g. 512M, 4G)",
-					wf_ld_shown(buf, sizeof(buf), v->u.s,
+					wf_text_shown(buf, sizeof(buf), v->u.s,
 						v->n));
 				ok = false;
 				continue;
@@ -310,7 +310,7 @@ matrix_value_ok(wf_ld *c, const wf_ynode *v, const char *name)
 		char buf[48];
 		wf_ld_error_at(&c->r, v, "matrix '%s': bad value '%s' (1 to %d "
 			"bytes, no ',' or control characters: it becomes part "
-			"of task ids)", name, wf_ld_shown(buf, sizeof(buf),
+			"of task ids)", name, wf_text_shown(buf, sizeof(buf),
 			v->u.s, v->n), MATRIX_VALUE_MAX);
 		return false;
 	}
@@ -380,7 +380,7 @@ wf_ld_matrix(wf_ld *c, const wf_ynode *n, wf_ld_mkey **out, uint32_t *nout,
 		const wf_ynode *k = &n->u.kids[2 * i];
 		const wf_ynode *v = &n->u.kids[2 * i + 1];
 		char buf[80];
-		const char *name = wf_ld_shown(buf, sizeof(buf), k->u.s, k->n);
+		const char *name = wf_text_shown(buf, sizeof(buf), k->u.s, k->n);
 		if (!wf_ld_ident_ok(k->u.s, k->n)) {
 			wf_ld_error_at(&c->r, k, "bad matrix name '%s' "
 				"(letters, digits and '_', not starting with "

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dag/tmpl.h"
+#include "dag/text_int.h"
 
 #define TASK_ID_MAX 128
 
@@ -26,49 +27,17 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-// shown copies S[0..N) into BUF for an error message: control bytes become
-// '?' (a message is one line) and long text is cut with "...".
-static const char *
-shown(char *buf, size_t cap, const char *s, size_t n)
-{
-	size_t max = cap - 4, o = 0;
-	for (size_t i = 0; i < n && o < max; i++) {
-		unsigned char c = (unsigned char)s[i];
-		buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-	}
-	if (o < n) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
-}
 
-static bool
-is_blank(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
 
-static bool
-is_alpha(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
 
-static bool
-is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
 
 static bool
 is_name(const char *s, size_t n)
 {
-	if (n == 0 || !is_alpha(s[0]))
+	if (n == 0 || !wf_text_is_alpha(s[0]))
 		return false;
 	for (size_t i = 1; i < n; i++)
-		if (!is_alpha(s[i]) && !is_digit(s[i]))
+		if (!wf_text_is_alpha(s[i]) && !wf_text_is_digit(s[i]))
 			return false;
 	return true;
 }
@@ -80,11 +49,11 @@ static bool
 is_task_id(const char *s, size_t n)
 {
 	size_t i = 0;
-	if (n == 0 || !(is_alpha(s[0]) || is_digit(s[0])))
+	if (n == 0 || !(wf_text_is_alpha(s[0]) || wf_text_is_digit(s[0])))
 		return false;
 	while (i < n && s[i] != '[') {
 		char c = s[i];
-		if (!is_alpha(c) && !is_digit(c) && c != '.' && c != '-')
+		if (!wf_text_is_alpha(c) && !wf_text_is_digit(c) && c != '.' && c != '-')
 			return false;
 		i++;
 	}
@@ -295,9 +264,9 @@ bool
 wf_ref_parse(const char *s, size_t len, wf_ref *out, char *err,
 	size_t errlen)
 {
-	while (len > 0 && is_blank(s[0]))
+	while (len > 0 && wf_text_is_blank(s[0]))
 		s++, len--;
-	while (len > 0 && is_blank(s[len - 1]))
+	while (len > 0 && wf_text_is_blank(s[len - 1]))
 		len--;
 	if (len == 0) {
 		seterr(err, errlen, "empty reference");
@@ -307,7 +276,7 @@ wf_ref_parse(const char *s, size_t len, wf_ref *out, char *err,
 		return true;
 
 	char q[72];
-	shown(q, sizeof(q), s, len);
+	wf_text_shown(q, sizeof(q), s, len);
 	const char *dot = memchr(s, '.', len);
 	size_t hn = dot != NULL ? (size_t)(dot - s) : len;
 	if (dot == NULL &&
@@ -324,7 +293,7 @@ wf_ref_parse(const char *s, size_t len, wf_ref *out, char *err,
 	if ((equals(s, hn, "params") || equals(s, hn, "matrix")) &&
 		dot != NULL) {
 		char nq[72];
-		shown(nq, sizeof(nq), dot + 1, len - hn - 1);
+		wf_text_shown(nq, sizeof(nq), dot + 1, len - hn - 1);
 		seterr(err, errlen,
 			"unknown reference '%s': '%s' is not a %s name "
 			"([A-Za-z_][A-Za-z0-9_]*)", q, nq,
@@ -337,12 +306,12 @@ wf_ref_parse(const char *s, size_t len, wf_ref *out, char *err,
 			size_t idn = (size_t)at - 1, key = 5 + (size_t)at + 9;
 			char nq[72];
 			if (!is_task_id(s + 6, idn)) {
-				shown(nq, sizeof(nq), s + 6, idn);
+				wf_text_shown(nq, sizeof(nq), s + 6, idn);
 				seterr(err, errlen,
 					"unknown reference '%s': '%s' is not "
 					"a task id", q, nq);
 			} else {
-				shown(nq, sizeof(nq), s + key, len - key);
+				wf_text_shown(nq, sizeof(nq), s + key, len - key);
 				seterr(err, errlen,
 					"unknown reference '%s': '%s' is not "
 					"an output key "
@@ -357,7 +326,7 @@ wf_ref_parse(const char *s, size_t len, wf_ref *out, char *err,
 		abort();
 	if (suggest(s, len, buf, len + 32)) {
 		char sq[72];
-		shown(sq, sizeof(sq), buf, strlen(buf));
+		wf_text_shown(sq, sizeof(sq), buf, strlen(buf));
 		seterr(err, errlen,
 			"unknown reference '%s': did you mean '%s'?", q, sq);
 	} else if (equals(s, hn, "tasks")) {
@@ -385,7 +354,7 @@ wf_tmpl_scan(const char *tmpl, wf_tmpl_seg_cb cb, void *arg, char *err,
 	const char *open;
 	while ((open = strstr(tmpl + i, "{{")) != NULL) {
 		size_t o = (size_t)(open - tmpl), b = o + 2;
-		while (is_blank(tmpl[b]))
+		while (wf_text_is_blank(tmpl[b]))
 			b++;
 		const char *piece = NULL;
 		size_t piecen = 0, piece_off = 0, next;
@@ -399,7 +368,7 @@ wf_tmpl_scan(const char *tmpl, wf_tmpl_seg_cb cb, void *arg, char *err,
 				return -1;
 			}
 			size_t e = (size_t)(q - tmpl) + 1;
-			while (is_blank(tmpl[e]))
+			while (wf_text_is_blank(tmpl[e]))
 				e++;
 			if (tmpl[e] != '}' || tmpl[e + 1] != '}') {
 				if (strstr(tmpl + o + 2, "}}") == NULL) {

@@ -84,7 +84,7 @@ wf_ld_unknown_key(wf_ld *c, const wf_ynode *k, const char *where,
 	size_t nother, const char *other_where)
 {
 	char buf[80];
-	const char *s = wf_ld_shown(buf, sizeof(buf), k->u.s, k->n);
+	const char *s = wf_text_shown(buf, sizeof(buf), k->u.s, k->n);
 	for (size_t i = 0; i < nother; i++) {
 		if (strcmp(k->u.s, other[i]) == 0) {
 			wf_ld_error_at(&c->r, k, "unknown %s '%s' (it is %s)",
@@ -191,7 +191,7 @@ wf_ld_int(wf_ld *c, const wf_ynode *n, const char *what, int64_t min,
 	if (!parse_i64(n->u.s, &v) || v < min || v > max) {
 		char buf[48];
 		wf_ld_error_at(&c->r, n, "'%s' must be %s, not '%s'", what,
-			type, wf_ld_shown(buf, sizeof(buf), n->u.s, n->n));
+			type, wf_text_shown(buf, sizeof(buf), n->u.s, n->n));
 		return false;
 	}
 	*out = v;
@@ -218,7 +218,7 @@ wf_ld_bool(wf_ld *c, const wf_ynode *n, const char *what, bool *out)
 	}
 	char buf[48];
 	wf_ld_error_at(&c->r, n, "'%s' must be true or false, not '%s'", what,
-		wf_ld_shown(buf, sizeof(buf), s, n->n));
+		wf_text_shown(buf, sizeof(buf), s, n->n));
 	return false;
 }
 
@@ -265,7 +265,7 @@ wf_ld_number(wf_ld *c, const wf_ynode *n, const char *what, double min,
 	if (!parse_number(n->u.s, &d) || d < min || d > max) {
 		char buf[48];
 		wf_ld_error_at(&c->r, n, "'%s' must be %s, not '%s'", what,
-			type, wf_ld_shown(buf, sizeof(buf), n->u.s, n->n));
+			type, wf_text_shown(buf, sizeof(buf), n->u.s, n->n));
 		return false;
 	}
 	*out = d;
@@ -282,7 +282,7 @@ wf_ld_duration(wf_ld *c, const wf_ynode *n, const char *what, int64_t *ms)
 		char buf[48];
 		wf_ld_error_at(&c->r, n, "'%s': bad duration '%s' (write e.g. "
 			"90, 250ms, 10s, 1h30m)", what,
-			wf_ld_shown(buf, sizeof(buf), n->u.s, n->n));
+			wf_text_shown(buf, sizeof(buf), n->u.s, n->n));
 		return false;
 	}
 	return true;

@@ -122,7 +122,7 @@ static void
 report_dup(builder *b, const wf_ynode *first, const wf_ynode *again)
 {
 	char buf[80];
-	const char *s = wf_ld_shown(buf, sizeof(buf), again->u.s, again->n);
+	const char *s = wf_text_shown(buf, sizeof(buf), again->u.s, again->n);
 	if (is_tasks_map(b))
 		wf_ld_error_at(b->r, again,
 			"duplicate task id '%s' (first defined at line %d)", s,

@@ -746,6 +746,10 @@ tmpl_suite(void)
 	tcase_add_test(tc, render_errors);
 	tcase_add_test(tc, render_lookup_without_reason);
 	tcase_add_test(tc, render_bound);
+	suite_add_tcase(s, tc);
+	// These start a few hundred real shells: slow on a loaded machine.
+	tc = tcase_create("shell");
+	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, shell_values_stay_literal);
 	tcase_add_test(tc, shell_contexts_stay_literal);
 	tcase_add_test(tc, shell_unsafe_positions_are_refused);
