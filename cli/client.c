@@ -2,6 +2,9 @@
 // error reporting with the spec's exit codes, and the embedded scheduler
 // used when --data names a dir no scheduler is serving.
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +78,21 @@ read_addr(const char *dir, char *buf, size_t len)
 	fclose(f);
 	buf[strcspn(buf, "\r\n")] = '\0';
 	return ok && buf[0] != '\0';
+}
+
+// dir_in_use tells whether a weft process holds DIR (its lock file, see
+// common/db.h): only then is DIR/scheduler.addr worth dialling.
+static bool
+dir_in_use(const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool held = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+	close(fd); // closing drops the lock if we took it
+	return held;
 }
 
 static int
@@ -174,7 +192,8 @@ wf_cli_call(const wf_client_opts *o, const char *cmd, wf_pack_args_fn pack,
 	if (o->data_dir != NULL && o->url == NULL) {
 		// A scheduler serving that dir answers; else read it here.
 		char addr[512];
-		if (read_addr(o->data_dir, addr, sizeof(addr))) {
+		if (dir_in_use(o->data_dir) &&
+			read_addr(o->data_dir, addr, sizeof(addr))) {
 			code = call_url(addr, cmd, token, pack, arg, reply,
 				true);
 			if (code != WF_EXIT_UNREACHABLE) {
@@ -207,4 +226,26 @@ wf_cli_call(const wf_client_opts *o, const char *cmd, wf_pack_args_fn pack,
 	code = call_url(url, cmd, token, pack, arg, reply, false);
 	free(token);
 	return code;
+}
+
+int
+wf_client_parse(const wf_cmd *cmd, int argc, char **argv, wf_client_opts *o,
+	int minpos, int maxpos)
+{
+	static const struct option longopts[] = {WF_CLIENT_LONGOPTS, {0}};
+	int c;
+	while ((c = wf_cli_getopt(cmd, argc, argv, "h", longopts)) != -1) {
+		if (c == -2)
+			return WF_EXIT_OK;
+		if (c == -3)
+			return WF_EXIT_USAGE;
+		if (!wf_client_opt(o, c, optarg))
+			return wf_cli_usage(cmd, "unexpected flag");
+	}
+	if (argc - optind < minpos)
+		return wf_cli_usage(cmd, "missing argument");
+	if (argc - optind > maxpos)
+		return wf_cli_usage(cmd, "unexpected argument '%s'",
+			argv[optind + maxpos]);
+	return -1;
 }

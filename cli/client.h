@@ -40,6 +40,13 @@ enum {
 // shared ones; returns false otherwise.
 bool wf_client_opt(wf_client_opts *o, int c, const char *arg);
 
+struct wf_cmd;
+// wf_client_parse reads the shared flags of a client subcommand whose other
+// input is MINPOS to MAXPOS positional arguments (from argv[optind]).
+// Returns -1 to go on, else the exit code to return (help, usage error).
+int wf_client_parse(const struct wf_cmd *cmd, int argc, char **argv,
+	wf_client_opts *o, int minpos, int maxpos);
+
 // A reply: its status, message, and body (valid until wf_reply_free).
 typedef struct wf_reply {
 	wf_err status;
@@ -79,6 +86,10 @@ long long wf_obj_int(const msgpack_object *map, const char *key, long long d);
 typedef struct wf_table wf_table;
 wf_table *wf_table_new(unsigned ncols, const char *const *headers);
 void wf_table_add(wf_table *t, const char *const *cells);
+// wf_table_add_fields adds a row of the fields KEYS (one per column) of
+// the map OBJ, as wf_obj_str shows them.
+void wf_table_add_fields(wf_table *t, const msgpack_object *obj,
+	const char *const *keys);
 void wf_table_print(wf_table *t, FILE *out);
 void wf_table_free(wf_table *t);
 

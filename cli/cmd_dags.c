@@ -1,6 +1,7 @@
 // `weft submit`, `weft dags` and `weft trigger`: registering DAG files and
 // starting runs on a scheduler.
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,19 +160,10 @@ wf_submit_files(const wf_client_opts *o, char *const *files, int n,
 int
 wf_cmd_submit(const wf_cmd *cmd, int argc, char **argv)
 {
-	static const struct option longopts[] = {WF_CLIENT_LONGOPTS, {0}};
 	wf_client_opts o = {0};
-	int c;
-	while ((c = wf_cli_getopt(cmd, argc, argv, "h", longopts)) != -1) {
-		if (c == -2)
-			return WF_EXIT_OK;
-		if (c == -3)
-			return WF_EXIT_USAGE;
-		if (!wf_client_opt(&o, c, optarg))
-			return wf_cli_usage(cmd, "unexpected flag");
-	}
-	if (optind >= argc)
-		return wf_cli_usage(cmd, "no DAG file given");
+	int code = wf_client_parse(cmd, argc, argv, &o, 1, INT_MAX);
+	if (code >= 0)
+		return code;
 	return wf_submit_files(&o, argv + optind, argc - optind, true);
 }
 
@@ -180,22 +172,12 @@ wf_cmd_submit(const wf_cmd *cmd, int argc, char **argv)
 int
 wf_cmd_dags(const wf_cmd *cmd, int argc, char **argv)
 {
-	static const struct option longopts[] = {WF_CLIENT_LONGOPTS, {0}};
 	wf_client_opts o = {0};
-	int c;
-	while ((c = wf_cli_getopt(cmd, argc, argv, "h", longopts)) != -1) {
-		if (c == -2)
-			return WF_EXIT_OK;
-		if (c == -3)
-			return WF_EXIT_USAGE;
-		if (!wf_client_opt(&o, c, optarg))
-			return wf_cli_usage(cmd, "unexpected flag");
-	}
-	if (optind < argc)
-		return wf_cli_usage(cmd, "unexpected argument '%s'",
-			argv[optind]);
+	int code = wf_client_parse(cmd, argc, argv, &o, 0, 0);
+	if (code >= 0)
+		return code;
 	wf_reply r;
-	int code = wf_cli_call(&o, "dags", NULL, NULL, &r);
+	code = wf_cli_call(&o, "dags", NULL, NULL, &r);
 	if (code != WF_EXIT_OK)
 		return code;
 	const msgpack_object *dags = wf_obj_get(&r.body, "dags");
@@ -203,23 +185,18 @@ wf_cmd_dags(const wf_cmd *cmd, int argc, char **argv)
 		wf_json_print(stdout, dags);
 	} else {
 		static const char *const head[] = {"NAME", "VERSION",
-			"SCHEDULE", "TIMEZONE", "PAUSED", "NEXT FIRE",
-			"LAST RUN", "STATE"};
-		wf_table *t = wf_table_new(8, head);
+			"SCHEDULE", "TIMEZONE", "PAUSED", "NEXT FIRE (UTC)",
+			"NEXT FIRE (LOCAL)", "LAST RUN", "STATE"};
+		wf_table *t = wf_table_new(9, head);
 		for (uint32_t i = 0; dags != NULL &&
 			dags->type == MSGPACK_OBJECT_ARRAY &&
 			i < dags->via.array.size;
 			i++) {
-			const msgpack_object *d = &dags->via.array.ptr[i];
-			char f[8][256];
-			const char *keys[] = {"name", "version", "schedule",
-				"timezone", "paused", "next_fire_at",
-				"last_run_id", "last_run_state"};
-			const char *cells[8];
-			for (int k = 0; k < 8; k++)
-				cells[k] = wf_obj_str(d, keys[k], f[k],
-					sizeof(f[k]));
-			wf_table_add(t, cells);
+			static const char *const keys[] = {"name", "version",
+				"schedule", "timezone", "paused", "next_fire_at",
+				"next_fire_local", "last_run_id",
+				"last_run_state"};
+			wf_table_add_fields(t, &dags->via.array.ptr[i], keys);
 		}
 		wf_table_print(t, stdout);
 		wf_table_free(t);

@@ -10,30 +10,6 @@
 #include "cli/client.h"
 #include "cli/progress.h"
 
-// parse_common handles the shared flags of a subcommand whose only other
-// input is positional. Returns -1 to go on, else the exit code.
-static int
-parse_common(const wf_cmd *cmd, int argc, char **argv, wf_client_opts *o,
-	int npos)
-{
-	static const struct option longopts[] = {WF_CLIENT_LONGOPTS, {0}};
-	int c;
-	while ((c = wf_cli_getopt(cmd, argc, argv, "h", longopts)) != -1) {
-		if (c == -2)
-			return WF_EXIT_OK;
-		if (c == -3)
-			return WF_EXIT_USAGE;
-		if (!wf_client_opt(o, c, optarg))
-			return wf_cli_usage(cmd, "unexpected flag");
-	}
-	if (argc - optind < npos)
-		return wf_cli_usage(cmd, "missing argument");
-	if (argc - optind > npos)
-		return wf_cli_usage(cmd, "unexpected argument '%s'",
-			argv[optind + npos]);
-	return -1;
-}
-
 static void
 pack_one(msgpack_packer *pk, const char *key, const char *val)
 {
@@ -126,15 +102,10 @@ wf_cmd_runs(const wf_cmd *cmd, int argc, char **argv)
 			runs->type == MSGPACK_OBJECT_ARRAY &&
 			i < runs->via.array.size;
 			i++) {
-			const msgpack_object *run = &runs->via.array.ptr[i];
-			char f[6][64];
-			const char *keys[] = {"run_id", "state", "dag_version",
-				"logical_time", "started_at", "ended_at"};
-			const char *cells[6];
-			for (int k = 0; k < 6; k++)
-				cells[k] = wf_obj_str(run, keys[k], f[k],
-					sizeof(f[k]));
-			wf_table_add(t, cells);
+			static const char *const keys[] = {"run_id", "state",
+				"dag_version", "logical_time", "started_at",
+				"ended_at"};
+			wf_table_add_fields(t, &runs->via.array.ptr[i], keys);
 		}
 		wf_table_print(t, stdout);
 		wf_table_free(t);
@@ -149,7 +120,7 @@ int
 wf_cmd_show(const wf_cmd *cmd, int argc, char **argv)
 {
 	wf_client_opts o = {0};
-	int code = parse_common(cmd, argc, argv, &o, 1);
+	int code = wf_client_parse(cmd, argc, argv, &o, 1, 1);
 	if (code >= 0)
 		return code;
 	wf_reply r;
@@ -273,7 +244,7 @@ int
 wf_cmd_cancel(const wf_cmd *cmd, int argc, char **argv)
 {
 	wf_client_opts o = {0};
-	int code = parse_common(cmd, argc, argv, &o, 1);
+	int code = wf_client_parse(cmd, argc, argv, &o, 1, 1);
 	if (code >= 0)
 		return code;
 	wf_reply r;
@@ -364,7 +335,7 @@ int
 wf_cmd_workers(const wf_cmd *cmd, int argc, char **argv)
 {
 	wf_client_opts o = {0};
-	int code = parse_common(cmd, argc, argv, &o, 0);
+	int code = wf_client_parse(cmd, argc, argv, &o, 0, 0);
 	if (code >= 0)
 		return code;
 	wf_reply r;

@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "common/log.h"
+#include "dag/time.h"
 #include "scheduler/sched.h"
 
 typedef struct daemon_state {
@@ -54,13 +55,21 @@ is_local(const char *url)
 int
 wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 {
-	enum { OPT_DATA = 1, OPT_LISTEN, OPT_HTTP, OPT_TOKEN, OPT_INSECURE };
+	enum {
+		OPT_DATA = 1,
+		OPT_LISTEN,
+		OPT_HTTP,
+		OPT_TOKEN,
+		OPT_INSECURE,
+		OPT_LEASE,
+	};
 	static const struct option longopts[] = {
 		{"data", required_argument, 0, OPT_DATA},
 		{"listen", required_argument, 0, OPT_LISTEN},
 		{"http", required_argument, 0, OPT_HTTP},
 		{"token-file", required_argument, 0, OPT_TOKEN},
 		{"insecure", no_argument, 0, OPT_INSECURE},
+		{"lease", required_argument, 0, OPT_LEASE},
 		{"help", no_argument, 0, 'h'},
 		{0},
 	};
@@ -68,6 +77,7 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 	const char *listen = "tcp://127.0.0.1:7070";
 	const char *token_file = NULL;
 	bool insecure = false;
+	int64_t lease_ms = 0; // 0: the scheduler's default (15 s)
 	int c;
 	while ((c = wf_cli_getopt(cmd, argc, argv, "h", longopts)) != -1) {
 		switch (c) {
@@ -93,6 +103,15 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 			break;
 		case OPT_INSECURE:
 			insecure = true;
+			break;
+		case OPT_LEASE:
+			if (!wf_duration_parse(optarg, &lease_ms) ||
+				lease_ms < 500 || lease_ms > 86400000)
+				return wf_cli_usage(cmd, "--lease wants a "
+							 "duration from 500ms to "
+							 "1d, such as 15s, not "
+							 "'%s'",
+					optarg);
 			break;
 		}
 	}
@@ -126,6 +145,12 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 		.data_dir = data_dir,
 		.listen_url = listen,
 		.schedules = true,
+		.lease_ms = (uint32_t)lease_ms,
+		// Workers must be heard from several times per lease: a short
+		// lease (for tests) shortens the heartbeat with it.
+		.heartbeat_ms = lease_ms > 0 && lease_ms < 4000
+			? (uint32_t)(lease_ms / 4)
+			: 0,
 		// A testing aid only (docs/schedules.md): a fake clock.
 		.clock_file = getenv("WEFT_TEST_CLOCK"),
 	};

@@ -65,7 +65,7 @@ static const wf_cmd commands[] = {
 		wf_cmd_cron},
 	{"scheduler", "run the scheduler daemon",
 		"usage: weft scheduler [--data DIR] [--listen URL] [--http ADDR|none]\n"
-		"                      [--token-file F] [--insecure]\n"
+		"                      [--token-file F] [--insecure] [--lease DURATION]\n"
 		"\n"
 		"Runs in the foreground until SIGTERM or SIGINT.\n"
 		"\n"
@@ -75,7 +75,9 @@ static const wf_cmd commands[] = {
 		"                     port 0 picks a free port, written to DIR/scheduler.addr)\n"
 		"  --http ADDR|none   HTTP status endpoint\n"
 		"  --token-file F     shared secret that clients and workers must prove\n"
-		"  --insecure         allow a non-loopback listener without a token\n",
+		"  --insecure         allow a non-loopback listener without a token\n"
+		"  --lease DURATION   a worker silent this long is lost and its attempts\n"
+		"                     run elsewhere (default 15s; short ones are for tests)\n",
 		wf_cmd_scheduler},
 	{"worker", "run a worker daemon",
 		"usage: weft worker [--connect URL] [--slots N] [--queues a,b]\n"

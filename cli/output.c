@@ -250,6 +250,17 @@ width(const char *s)
 }
 
 void
+wf_table_add_fields(wf_table *t, const msgpack_object *obj,
+	const char *const *keys)
+{
+	char buf[16][256];
+	const char *cells[16];
+	for (unsigned c = 0; c < t->ncols && c < 16; c++)
+		cells[c] = wf_obj_str(obj, keys[c], buf[c], sizeof(buf[c]));
+	wf_table_add(t, cells);
+}
+
+void
 wf_table_print(wf_table *t, FILE *out)
 {
 	size_t *w = calloc(t->ncols, sizeof(*w));

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "scheduler/sched_int.h"
 
@@ -478,6 +479,7 @@ fill_work(wf_sched *s, worker *w, work_builder *b)
 			continue;
 		}
 		b->nassign++;
+		WF_FAULT("dispatch.assigned");
 		push_attempt(w, a->id, a->resources);
 		wf_log(WF_LOG_DEBUG, "%s %s attempt %u -> %s", run->name,
 			run->dag->tasks[i].id, attempt, w->name);
@@ -650,6 +652,7 @@ apply_result(wf_sched *s, worker *w, const wf_msg_result *r)
 			r->id.attempt);
 		return;
 	}
+	WF_FAULT("dispatch.result");
 	wf_log(WF_LOG_DEBUG, "%s %s attempt %u: %s", run->name,
 		run->dag->tasks[r->id.task].id, r->id.attempt,
 		success ? "success" : "failed");

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fault.h"
 #include "common/log.h"
 #include "scheduler/sched_int.h"
 
@@ -165,12 +166,16 @@ commit_cb(uv_prepare_t *h)
 		dispatch_match(s);
 	if (store_flush(s) != WF_EOK)
 		return; // replies wait: nothing they announce is durable yet
+	if (s->replies != NULL)
+		WF_FAULT("sched.before_reply");
 	while (s->replies != NULL) {
 		deferred *d = s->replies;
 		s->replies = d->next;
 		wf_request_reply(d->req, d->data, d->len);
 		free(d->data);
 		free(d);
+		if (s->replies == NULL)
+			WF_FAULT("sched.after_reply");
 	}
 	s->replies_tail = &s->replies;
 	if (s->nfinished > 0)
@@ -201,6 +206,24 @@ write_addr_file(wf_sched *s, char *err, size_t errlen)
 	return WF_EOK;
 }
 
+// remove_addr_file deletes DATA/scheduler.addr if it still names us, so
+// that clients do not dial a scheduler that has gone.
+static void
+remove_addr_file(wf_sched *s)
+{
+	char path[4096], buf[300];
+	snprintf(path, sizeof(path), "%s/scheduler.addr", s->data_dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	bool ours = fgets(buf, sizeof(buf), f) != NULL &&
+		strncmp(buf, s->bound, strlen(s->bound)) == 0 &&
+		(buf[strlen(s->bound)] == '\n' || buf[strlen(s->bound)] == '\0');
+	fclose(f);
+	if (ours)
+		unlink(path);
+}
+
 wf_err
 wf_sched_open(const wf_sched_opts *opts, wf_sched **out, char *err,
 	size_t errlen)
@@ -225,7 +248,8 @@ wf_sched_open(const wf_sched_opts *opts, wf_sched **out, char *err,
 			snprintf(err, errlen, "cannot listen on %s: %s",
 				s->listen_url, wf_strerror(e));
 	}
-	if (e == WF_EOK)
+	// An inproc:// address means nothing outside this process.
+	if (e == WF_EOK && strncmp(s->bound, "inproc://", 9) != 0)
 		e = write_addr_file(s, err, errlen);
 	if (e != WF_EOK) {
 		if (s->server != NULL)
@@ -305,6 +329,7 @@ wf_sched_close(wf_sched *s, void (*done)(void *arg), void *arg)
 		}
 	}
 	uv_timer_stop(&s->tick);
+	remove_addr_file(s);
 	uv_close((uv_handle_t *)&s->commit_handle, handle_closed_cb);
 	uv_close((uv_handle_t *)&s->tick, handle_closed_cb);
 	uv_timer_stop(&s->fire_timer);

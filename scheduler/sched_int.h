@@ -272,6 +272,7 @@ void dispatch_pack_workers(wf_sched *s, msgpack_packer *pk);
 // The pure part: fire times of DAG (its cron, zone and `end`) that are >=
 // LO, with "@every" counting from ANCHOR (the effective start). CURSOR is
 // the oldest fire time a DAG's schedule has not handled yet, -1 none.
+// schedule_anchor is the effective start: `start`, else REGISTERED_MS.
 int64_t schedule_anchor(const wf_dag *dag, int64_t registered_ms);
 // schedule_next returns the first fire time > AFTER (and >= LO), or -1.
 int64_t schedule_next(const wf_dag *dag, int64_t anchor, int64_t lo,
@@ -284,6 +285,7 @@ int64_t schedule_latest(const wf_dag *dag, int64_t anchor, int64_t lo,
 // time but the latest.
 int64_t schedule_settle(const wf_dag *dag, int64_t anchor, int64_t cursor,
 	int64_t now);
+// What a slot_fn did with a fire time offered to it.
 typedef enum slot_result {
 	SLOT_CREATED,
 	SLOT_PRESENT, // that fire time has a run already
@@ -312,7 +314,10 @@ int64_t schedule_resume(const wf_dag *dag, int64_t registered_ms,
 char *schedule_format_local(int64_t ms, const wf_tz *tz, char *buf);
 
 // The scheduler's part (loop thread).
+// schedule_now is the time schedules see: the testing clock, or the real.
 int64_t schedule_now(const wf_sched *s);
+// schedule_start inits the fire timer and the testing clock, and counts
+// recovered runs of fire times in their DAG's window (after recovery).
 void schedule_start(wf_sched *s);
 // schedule_tick re-reads the testing clock (sched.c's tick).
 void schedule_tick(wf_sched *s);

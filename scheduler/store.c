@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fault.h"
 #include "common/log.h"
 #include "scheduler/sched_int.h"
 
@@ -422,6 +423,7 @@ store_flush(wf_sched *s)
 		any = d->dirty;
 	if (!any)
 		return WF_EOK;
+	WF_FAULT("store.before_commit");
 	wf_err e = flush_once(s);
 	// A full map was grown by wf_db: the same writes fit now.
 	for (int tries = 0; e == WF_EMAPFULL && tries < 8; tries++)
@@ -438,6 +440,7 @@ store_flush(wf_sched *s)
 			wf_strerror(e));
 		return e;
 	}
+	WF_FAULT("store.after_commit");
 	if (s->store_failed)
 		wf_log(WF_LOG_INFO, "database writable again");
 	s->store_failed = false;

@@ -1,7 +1,6 @@
 // Unit tests of the slot logic (scheduler/schedule.c) on an injected clock:
-// fire times across DST changes in several zones, month ends and leap days;
-// catch-up, start and end; restarts and crashes across a fire time; clocks
-// that jump forward and back; pause, unpause and new versions.
+// DST in several zones, month ends, leap days, catch-up, start and end,
+// crashes across a fire time, clock jumps, pause and new versions.
 #include <stdio.h>
 #include <string.h>
 
