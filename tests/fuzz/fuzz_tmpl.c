@@ -179,22 +179,33 @@ bad:
 	return -1;
 }
 
+// check_injection renders VALUE unquoted, inside "..." and inside '...'
+// (the renderer quotes for each place) and checks that the shell would
+// see exactly the value, in one word, and nothing else.
 static void
 check_injection(const char *value)
 {
-	vals v = {.v = value};
-	char err[256];
-	char *out = wf_tmpl_render("x={{ params.v }} {{ ds }}", WF_QUOTE_SHELL,
-		value_lookup, &v, err, sizeof(err));
-	CHECK(out != NULL);
-	char *w[4];
-	int n = split(out, w, 4);
-	CHECK(n == 2);
-	CHECK(strncmp(w[0], "x=", 2) == 0 && strcmp(w[0] + 2, value) == 0);
-	CHECK(strcmp(w[1], "d") == 0);
-	free(w[0]);
-	free(w[1]);
-	free(out);
+	static const char *const forms[] = {
+		"x={{ params.v }} {{ ds }}",
+		"\"x={{ params.v }}\" {{ ds }}",
+		"'x={{ params.v }}' {{ ds }}",
+	};
+	for (size_t f = 0; f < sizeof(forms) / sizeof(forms[0]); f++) {
+		vals v = {.v = value};
+		char err[256];
+		char *out = wf_tmpl_render(forms[f], WF_QUOTE_SHELL,
+			value_lookup, &v, err, sizeof(err));
+		CHECK(out != NULL);
+		char *w[4];
+		int n = split(out, w, 4);
+		CHECK(n == 2);
+		CHECK(strncmp(w[0], "x=", 2) == 0 &&
+			strcmp(w[0] + 2, value) == 0);
+		CHECK(strcmp(w[1], "d") == 0);
+		free(w[0]);
+		free(w[1]);
+		free(out);
+	}
 }
 
 static void
@@ -252,9 +263,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *shell = wf_tmpl_render(t, WF_QUOTE_SHELL, fixed_lookup, NULL,
 		err, sizeof(err));
 	if (rc == 0) {
-		CHECK(raw != NULL && shell != NULL);
+		CHECK(raw != NULL);
 		CHECK(strcmp(raw, st.raw.p ? st.raw.p : "") == 0);
-		CHECK(strcmp(shell, st.shell.p ? st.shell.p : "") == 0);
+		// Shell quoting follows the command's own quoting, so its text
+		// is checked by check_injection; here: a refusal says why.
+		CHECK(shell != NULL || strstr(err, "safely") != NULL ||
+			strstr(err, "newline") != NULL);
 	} else {
 		CHECK(off <= len && err[0] != '\0');
 		CHECK(raw == NULL && shell == NULL);
