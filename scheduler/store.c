@@ -27,9 +27,10 @@ store_open(wf_sched *s, char *err, size_t errlen)
 		errlen);
 }
 
-void
-store_put(wf_sched *s, unsigned table, const void *k, size_t klen,
-	const void *v, size_t vlen)
+// queue_write adds one raw write (or delete) to the next commit.
+static void
+queue_write(wf_sched *s, unsigned table, const void *k, size_t klen,
+	const void *v, size_t vlen, bool del)
 {
 	pending_put *p = sched_calloc(1, sizeof(*p));
 	p->table = table;
@@ -42,19 +43,22 @@ store_put(wf_sched *s, unsigned table, const void *k, size_t klen,
 		memcpy(p->val, v, vlen);
 	p->klen = klen;
 	p->vlen = vlen;
+	p->del = del;
 	*s->puts_tail = p;
 	s->puts_tail = &p->next;
 }
 
 void
+store_put(wf_sched *s, unsigned table, const void *k, size_t klen,
+	const void *v, size_t vlen)
+{
+	queue_write(s, table, k, klen, v, vlen, false);
+}
+
+void
 store_del(wf_sched *s, unsigned table, const void *k, size_t klen)
 {
-	store_put(s, table, k, klen, "", 0);
-	// the last one appended
-	pending_put *p = s->puts;
-	while (p->next != NULL)
-		p = p->next;
-	p->del = true;
+	queue_write(s, table, k, klen, NULL, 0, true);
 }
 
 // store_mark_run records that RUN's record (TASK = UINT32_MAX) or one of
@@ -429,20 +433,25 @@ store_flush(wf_sched *s)
 	for (int tries = 0; e == WF_EMAPFULL && tries < 8; tries++)
 		e = flush_once(s);
 	if (e != WF_EOK) {
+		// wf_db says more when the map could not grow.
+		const char *more = wf_db_errmsg(s->db);
 		if (!s->store_failed)
 			wf_log(WF_LOG_ERROR,
-				"commit failed: %s; refusing new work until "
-				"the disk takes writes again", wf_strerror(e));
+				"commit failed: %s%s%s; refusing new work until "
+				"the disk takes writes again", wf_strerror(e),
+				more[0] ? ": " : "", more);
 		s->store_failed = true;
 		snprintf(s->store_error, sizeof(s->store_error),
-			"the scheduler cannot write its database (%s); new "
-			"submissions and triggers are refused until it can",
-			wf_strerror(e));
+			"the scheduler cannot write its database (%s%s%s); "
+			"new submissions and triggers are refused until it can",
+			wf_strerror(e), more[0] ? ": " : "", more);
 		return e;
 	}
 	WF_FAULT("store.after_commit");
-	if (s->store_failed)
+	if (s->store_failed) {
 		wf_log(WF_LOG_INFO, "database writable again");
+		s->need_dispatch = true; // nothing was assigned meanwhile
+	}
 	s->store_failed = false;
 	clear_dirty(s);
 	wf_err g = wf_db_grow_if_needed(s->db);

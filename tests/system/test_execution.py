@@ -3,12 +3,13 @@ CLI, on real sockets and a real LMDB in a temp dir.
 """
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import run_weft
+from conftest import WEFT_BIN, run_weft
 from weftproc import Cluster, wait_for
 
 
@@ -388,3 +389,45 @@ tasks:
     r = run_weft("run", bad, "--workers", "1", "--data", data, timeout=60)
     assert r.returncode == 1
     assert "failed" in r.stdout
+
+
+def test_priority_orders_ready_tasks(cluster, tmp_path):
+    cluster.start_scheduler()
+    cluster.start_worker("solo", slots=1)
+    cluster.wait_workers(1)
+    order = tmp_path / "order"
+    dag = write(tmp_path / "prio.yaml", f"""
+name: prio
+tasks:
+  low:    {{priority: 1,  run: echo low >> {order}}}
+  high:   {{priority: 10, run: echo high >> {order}}}
+  middle: {{priority: 5,  run: echo middle >> {order}}}
+  plain:  {{run: echo plain >> {order}}}
+""")
+    cluster.weft("submit", dag, check=0)
+    run_id = cluster.weft("trigger", "prio", check=0).stdout.strip()
+    assert cluster.wait_run(run_id)["state"] == "success"
+    assert order.read_text().split() == ["high", "middle", "low", "plain"]
+
+
+def test_logs_follow_streams_until_the_attempt_ends(cluster, tmp_path):
+    started_cluster(cluster, workers=1)
+    go = tmp_path / "go"
+    dag = write(tmp_path / "slowlog.yaml", f"""
+name: slowlog
+tasks:
+  talk:
+    run: echo first; while [ ! -e {go} ]; do sleep 0.05; done; echo second
+""")
+    cluster.weft("submit", dag, check=0)
+    run_id = cluster.weft("trigger", "slowlog", check=0).stdout.strip()
+    wait_for(lambda: cluster.weft("logs", run_id, "talk").stdout == "first\n",
+             what="the first line")
+    env = dict(os.environ, WEFT_SCHEDULER=cluster.addr)
+    follow = subprocess.Popen(
+        [WEFT_BIN, "logs", run_id, "talk", "--follow"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    go.touch()
+    out, err = follow.communicate(timeout=30)
+    assert follow.returncode == 0, err
+    assert out == "first\nsecond\n"
