@@ -537,9 +537,12 @@ call_logs(wf_sched *s, wf_request *req, const wf_msg_call *c)
 	if (run == NULL)
 		return;
 	char task[1024];
-	int64_t t = -1;
-	if (arg_str(c, "task", task, sizeof(task)))
-		t = wf_dag_find(run->dag, task);
+	if (!arg_str(c, "task", task, sizeof(task))) {
+		sched_reply_error(s, req, WF_EINVAL, "logs: no task named");
+		release_run(s, run, loaded);
+		return;
+	}
+	int64_t t = wf_dag_find(run->dag, task);
 	if (t < 0) {
 		sched_reply_error(s, req, WF_ENOTFOUND,
 			"run %s has no task '%s' ('weft show %s' lists them)",

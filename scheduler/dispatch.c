@@ -445,7 +445,9 @@ pop_fitting(wf_sched *s, worker *w, wf_run **run, uint32_t *task)
 static void
 fill_work(wf_sched *s, worker *w, work_builder *b)
 {
-	if (w->state != W_READY)
+	// While commits fail, WORK replies wait; the worker's call may time
+	// out meanwhile and an assignment in it would be lost.
+	if (w->state != W_READY || s->store_failed)
 		return;
 	wf_run *run;
 	uint32_t i;
@@ -483,6 +485,44 @@ fill_work(wf_sched *s, worker *w, work_builder *b)
 		push_attempt(w, a->id, a->resources);
 		wf_log(WF_LOG_DEBUG, "%s %s attempt %u -> %s", run->name,
 			run->dag->tasks[i].id, attempt, w->name);
+	}
+}
+
+// resend_unlisted adds to B the attempts W holds that its SYNC M does not
+// list as running: their WORK reply may have reached nobody (the worker's
+// call timed out while a commit failed, or the link dropped it). A worker
+// ignores an assignment it has or had, so sending one again is safe.
+static void
+resend_unlisted(wf_sched *s, worker *w, const wf_msg_sync *m,
+	work_builder *b)
+{
+	for (uint32_t k = 0; k < w->nrunning; k++) {
+		wf_attempt_id id = w->running[k].id;
+		bool listed = false;
+		for (uint32_t j = 0; j < m->nrunning && !listed; j++)
+			listed = wf_attempt_id_eq(m->running[j], id);
+		wf_run *run = runs_find(s, id.run);
+		if (listed || run == NULL || id.task >= run->dag->ntasks ||
+			run->t[id.task].state != WF_TASK_RUNNING ||
+			run->t[id.task].attempt != id.attempt)
+			continue;
+		if (b->nassign == b->capassign) {
+			b->capassign = b->capassign ? b->capassign * 2 : 8;
+			b->assign = sched_realloc(b->assign, b->capassign,
+				sizeof(*b->assign));
+		}
+		wf_msg_assign *a = &b->assign[b->nassign];
+		memset(a, 0, sizeof(*a));
+		char err[512];
+		if (!render_attempt(b, run, id.task, id.attempt, a, err,
+			    sizeof(err))) {
+			free(a->argv);
+			free(a->env);
+			continue;
+		}
+		b->nassign++;
+		wf_log(WF_LOG_DEBUG, "%s %s attempt %u -> %s again", run->name,
+			run->dag->tasks[id.task].id, id.attempt, w->name);
 	}
 }
 
@@ -708,6 +748,7 @@ dispatch_sync(wf_sched *s, wf_request *req, const wf_msg_sync *m)
 			push_cancel(w, id);
 	}
 	work_builder b = {0};
+	resend_unlisted(s, w, m, &b);
 	fill_work(s, w, &b);
 	bool have = b.nassign > 0 || w->ncancels > 0 || acks.nacked > 0 ||
 		acks.nlog_acks > 0;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/fault.h"
@@ -15,6 +16,11 @@
 #include "scheduler/sched_int.h"
 
 #define TICK_MS 100
+// Below this much free space on the data dir's disk, new submissions and
+// triggers are refused at once rather than accepted into a commit that
+// cannot be written (whose reply would wait, write-ahead, until the client
+// gave up).
+#define DISK_RESERVE (1u << 20)
 
 char *
 sched_strdup(const char *s)
@@ -96,6 +102,87 @@ sched_reply_error(wf_sched *s, wf_request *req, wf_err status,
 	sched_reply_sbuf(s, req, &sb);
 }
 
+static bool
+call_is(const wf_msg_call *c, const char *const *names)
+{
+	for (; *names != NULL; names++)
+		if (c->cmd.len == strlen(*names) &&
+			memcmp(c->cmd.ptr, *names, c->cmd.len) == 0)
+			return true;
+	return false;
+}
+
+// Calls that write nothing: their answers need not wait for a commit.
+static const char *const read_calls[] = {
+	"ping", "dags", "runs", "show", "status", "logs", "workers", NULL};
+// Calls that create work, refused while the disk is full.
+static const char *const work_calls[] = {
+	"submit", "trigger", "retry", "backfill", NULL};
+
+// disk_full tells whether the data dir's disk has less than DISK_RESERVE
+// free, and writes a message saying so into BUF.
+static bool
+disk_full(const wf_sched *s, char *buf, size_t len)
+{
+	struct statvfs v;
+	if (statvfs(s->data_dir, &v) != 0)
+		return false;
+	unsigned long long avail = (unsigned long long)v.f_bavail * v.f_frsize;
+	if (avail >= DISK_RESERVE)
+		return false;
+	snprintf(buf, len, "the disk holding %s is full (%llu KiB free): new "
+			   "submissions and triggers are refused until space "
+			   "is freed", s->data_dir, avail / 1024);
+	return true;
+}
+
+static bool
+is_refusal(const deferred *d)
+{
+	wf_msg m;
+	char err[64];
+	if (wf_wire_decode(d->data, d->len, &m, err, sizeof(err)) != WF_EOK)
+		return false;
+	bool refusal = m.type == WF_MSG_REPLY && m.u.reply.status != WF_EOK;
+	wf_msg_free(&m);
+	return refusal;
+}
+
+// send_early sends the replies to REQ deferred after MARK that announce
+// no write: all of them for a read-only call (READ), else refusals. Used
+// while commits fail, when the other replies wait.
+static void
+send_early(wf_sched *s, deferred **mark, wf_request *req, bool read)
+{
+	deferred **pp = mark;
+	while (*pp != NULL) {
+		deferred *d = *pp;
+		if (d->req != req || (!read && !is_refusal(d))) {
+			pp = &d->next;
+			continue;
+		}
+		*pp = d->next;
+		wf_request_reply(d->req, d->data, d->len);
+		free(d->data);
+		free(d);
+	}
+	s->replies_tail = pp;
+}
+
+static void
+on_call(wf_sched *s, wf_request *req, const wf_msg_call *c)
+{
+	deferred **mark = s->replies_tail;
+	char why[512];
+	bool full = call_is(c, work_calls) && disk_full(s, why, sizeof(why));
+	if (full)
+		sched_reply_error(s, req, WF_ENOSPACE, "%s", why);
+	else
+		api_call(s, req, c);
+	if (full || s->store_failed)
+		send_early(s, mark, req, call_is(c, read_calls));
+}
+
 static void
 on_request(void *arg, wf_request *req, const void *data, size_t len)
 {
@@ -120,7 +207,7 @@ on_request(void *arg, wf_request *req, const void *data, size_t len)
 		dispatch_sync(s, req, &m.u.sync);
 		break;
 	case WF_MSG_CALL:
-		api_call(s, req, &m.u.call);
+		on_call(s, req, &m.u.call);
 		break;
 	default:
 		sched_reply_error(s, req, WF_EPROTO,
@@ -164,8 +251,12 @@ commit_cb(uv_prepare_t *h)
 	schedule_eval(s); // runs due at a fire time join this commit
 	if (s->need_dispatch && !s->closing)
 		dispatch_match(s);
-	if (store_flush(s) != WF_EOK)
-		return; // replies wait: nothing they announce is durable yet
+	if (store_flush(s) != WF_EOK) {
+		// Replies wait: nothing they announce is durable yet. Say
+		// plainly when the cause is a full disk.
+		(void)disk_full(s, s->store_error, sizeof(s->store_error));
+		return;
+	}
 	if (s->replies != NULL)
 		WF_FAULT("sched.before_reply");
 	while (s->replies != NULL) {

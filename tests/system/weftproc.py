@@ -83,16 +83,21 @@ class Cluster:
         self.sched = None
         self.addr = None
 
-    def start_scheduler(self, listen="tcp://127.0.0.1:0", clock=None):
+    def start_scheduler(self, listen="tcp://127.0.0.1:0", clock=None,
+                        env=None, extra=()):
         """CLOCK: a file holding the epoch ms that schedules see (a testing
-        clock, WEFT_TEST_CLOCK; docs/schedules.md), or None for real time."""
+        clock, WEFT_TEST_CLOCK; docs/schedules.md), or None for real time.
+        ENV: more environment (e.g. WEFT_FAULT); EXTRA: more arguments."""
         addr_file = self.data / "scheduler.addr"
         if addr_file.exists():
             addr_file.unlink()
+        full_env = dict(env or {})
+        if clock:
+            full_env["WEFT_TEST_CLOCK"] = str(clock)
         self.sched = Proc(
-            ["scheduler", "--data", self.data, "--listen", listen],
+            ["scheduler", "--data", self.data, "--listen", listen, *extra],
             self.tmp / "scheduler.log",
-            env={"WEFT_TEST_CLOCK": str(clock)} if clock else None,
+            env=full_env or None,
         )
         self.procs.append(self.sched)
 
@@ -104,13 +109,14 @@ class Cluster:
         self.addr = wait_for(ready, what="scheduler.addr")
         return self.sched
 
-    def start_worker(self, name, slots=2, extra=(), cwd=None):
+    def start_worker(self, name, slots=2, extra=(), cwd=None, env=None):
         work = self.tmp / f"work-{name}"
         work.mkdir(exist_ok=True)
         w = Proc(
             ["worker", "--connect", self.addr, "--name", name,
              "--slots", slots, "--work-dir", work, *extra],
             self.tmp / f"worker-{name}.log",
+            env=env,
             cwd=cwd,
         )
         self.procs.append(w)
@@ -152,8 +158,14 @@ class Cluster:
         return wait_for(ready, timeout=timeout, what=f"{n} workers")
 
     def stop(self):
-        for p in reversed(self.procs):
+        # Workers first: a draining worker waits for the scheduler to hear
+        # about it (a scheduler restarted in a test comes later in procs).
+        workers = [p for p in self.procs if p.args[0] == "worker"]
+        for p in reversed(workers):
             p.stop()
+        for p in reversed(self.procs):
+            if p not in workers:
+                p.stop()
 
     def logs(self):
         return "\n".join(f"== {p.log_path.name}\n{p.output()}" for p in self.procs)
