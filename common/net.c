@@ -5,6 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#if defined(__GLIBC__) // defined by the headers above
+#include <malloc.h>
+#endif
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -22,6 +26,15 @@
 
 // Contexts a server keeps receiving, so a burst never waits for the loop.
 #define SERVER_SPARE 4
+// Requests handed to the handler per loop iteration (see srv_async_cb).
+#define SERVER_BATCH 128
+// Connections shed lately, whose requests still in the pool are dropped.
+#define SHED_KEEP 16
+// Bytes of replies queued behind another reply to the same peer beyond
+// which the server sheds that peer (see shed).
+#define PARKED_MAX ((size_t)64 << 20)
+// Blocks from this size up are mmap'd by glibc (see pin_mmap_threshold).
+#define MMAP_THRESHOLD (64u << 10)
 // Redial backoff of clients: from 100 ms up to 2 s.
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 2000
@@ -52,7 +65,127 @@ msg_copy(const void *data, size_t len)
 	return m;
 }
 
+// NNG 1.5.2 can deadlock in nng_close when a peer went away in the middle
+// of a transfer (nanomsg/nng#1543 and #1813, fixed in 1.8.0): its pipe
+// reaper waits forever on an aio it never started. Rather than hang a
+// daemon's shutdown or the CLI, close on a helper thread and stop waiting
+// after CLOSE_WAIT_MS; the socket is then abandoned (the process is
+// usually about to exit). Nothing of ours is referenced by NNG by then:
+// every aio of ours was stopped first.
+#define CLOSE_WAIT_MS 2000
+
+typedef struct closer {
+	nng_socket sock;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int refs; // the waiter and the thread
+} closer;
+
+static void
+closer_unref(closer *cl)
+{
+	pthread_mutex_lock(&cl->mu);
+	bool last = --cl->refs == 0;
+	pthread_mutex_unlock(&cl->mu);
+	if (last) {
+		pthread_cond_destroy(&cl->cv);
+		pthread_mutex_destroy(&cl->mu);
+		free(cl);
+	}
+}
+
+static void *
+closer_main(void *arg)
+{
+	closer *cl = arg;
+	nng_close(cl->sock);
+	pthread_mutex_lock(&cl->mu);
+	cl->done = true;
+	pthread_cond_signal(&cl->cv);
+	pthread_mutex_unlock(&cl->mu);
+	closer_unref(cl);
+	return NULL;
+}
+
+static void
+close_bounded(nng_socket sock, const char *what)
+{
+	closer *cl = calloc(1, sizeof(*cl));
+	if (cl == NULL)
+		abort();
+	cl->sock = sock;
+	cl->refs = 2;
+	pthread_mutex_init(&cl->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&cl->cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	pthread_t t;
+	if (pthread_create(&t, NULL, closer_main, cl) != 0) {
+		// No thread to spare: close inline and hope.
+		cl->refs = 1;
+		closer_main(cl);
+		return;
+	}
+	pthread_detach(t);
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += CLOSE_WAIT_MS / 1000;
+	until.tv_nsec += (long)(CLOSE_WAIT_MS % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&cl->mu);
+	while (!cl->done &&
+		pthread_cond_timedwait(&cl->cv, &cl->mu, &until) == 0)
+		;
+	bool done = cl->done;
+	pthread_mutex_unlock(&cl->mu);
+	if (!done)
+		wf_log(WF_LOG_WARN, "net: closing the %s socket took more than "
+			"%d ms (an NNG 1.5.2 deadlock); abandoning it", what,
+			CLOSE_WAIT_MS);
+	closer_unref(cl);
+}
+
 // --- Server -----------------------------------------------------------------
+
+// pin_mmap_threshold fixes glibc's mmap threshold. NNG callocs a frame's
+// whole buffer as soon as its 8-byte length arrives, before any of the
+// body. glibc raises its threshold to the size of any mmap'd block that is
+// freed, so after one large message, later ones come from the heap, where
+// calloc must write zeros over every page: each peer that announces a
+// 16 MiB frame and then sends nothing would cost 16 MiB of RSS (150 such
+// connections: 800 MB). Above a fixed threshold, blocks stay mmap'd, fresh
+// zero pages that cost memory only as the body really arrives.
+static void
+pin_mmap_threshold(void)
+{
+#if defined(__GLIBC__)
+	mallopt(M_MMAP_THRESHOLD, (int)MMAP_THRESHOLD);
+#endif
+}
+
+// raise_nofile lifts the soft limit on open files to the hard limit. Every
+// peer holds a descriptor, and NNG never times out one that completed the
+// SP handshake and then went quiet: at the usual soft limit of 1024, a
+// thousand such connections would lock every worker and client out.
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			wf_log(WF_LOG_WARN, "server: cannot raise the open "
+				"file limit to %llu",
+				(unsigned long long)rl.rlim_max);
+	}
+}
 
 // Who holds a request's context: NNG (RECV, SEND: an operation is
 // pending), the queue to the loop (QUEUED), or the handler (HELD).
@@ -66,6 +199,8 @@ struct wf_request {
 	enum req_state state;   // under s->mu
 	wf_request *next_ready; // under s->mu
 	wf_request *next_all;   // loop thread; freed only at close
+	nng_pipe pipe;          // SEND: the connection of the reply
+	size_t sending;         // SEND: its size, under s->mu
 };
 
 struct wf_server {
@@ -80,6 +215,8 @@ struct wf_server {
 	wf_request *ready_head; // received (or failed) contexts for the loop
 	wf_request *ready_tail;
 	size_t nrecv;           // contexts with a receive pending
+	size_t nsend;           // contexts with a send pending
+	size_t send_bytes;      // the size of their replies
 	bool closing;
 
 	wf_request *all; // every context, loop thread
@@ -87,6 +224,8 @@ struct wf_server {
 	size_t nheld;    // handed to the handler, not yet answered
 	size_t max_held;
 	bool dropping;   // logged the start of a drop spell
+	uint32_t shed_ids[SHED_KEEP]; // pipe ids, loop thread
+	unsigned shed_next;
 	void (*close_cb)(void *arg);
 	void *close_arg;
 };
@@ -139,14 +278,21 @@ srv_aio_cb(void *arg)
 		ready_push(s, r);
 		wake = true;
 	} else if (r->state == RS_SEND) {
+		s->nsend--;
+		s->send_bytes -= r->sending;
+		r->sending = 0;
 		if (rv != 0) {
 			// A send that failed leaves the message with us.
 			msg_free(nng_aio_get_msg(r->aio));
 			nng_aio_set_msg(r->aio, NULL);
 		}
-		// Recycle straight into receive mode: no need to bother
-		// the loop, and the pool stays ready for the next burst.
-		if (!s->closing) {
+		// Recycle straight into receive mode while fewer than
+		// SERVER_SPARE contexts receive: no need to bother the loop.
+		// Beyond that, idle until top_up wants it: after a burst,
+		// thousands of receiving contexts would take in every request
+		// a flooding peer sends, ahead of everyone else's; with a few,
+		// requests wait in their connections, which NNG serves in turn.
+		if (!s->closing && s->nrecv < SERVER_SPARE) {
 			r->state = RS_RECV;
 			s->nrecv++;
 			rearm = true;
@@ -193,14 +339,27 @@ ctx_new(wf_server *s)
 	return r;
 }
 
-// top_up opens contexts until SERVER_SPARE are receiving or the pool is at
-// its bound (max_held + SERVER_SPARE).
+// top_up re-arms idle contexts, then opens new ones, until SERVER_SPARE
+// are receiving or the pool is at its bound (max_held + SERVER_SPARE).
 static void
 top_up(wf_server *s)
 {
+	wf_request *idle[SERVER_SPARE];
+	size_t nidle = 0;
 	pthread_mutex_lock(&s->mu);
 	size_t nrecv = s->nrecv;
+	for (wf_request *r = s->all; r != NULL && nrecv < SERVER_SPARE;
+		r = r->next_all) {
+		if (r->state != RS_IDLE)
+			continue;
+		r->state = RS_RECV;
+		s->nrecv++;
+		nrecv++;
+		idle[nidle++] = r;
+	}
 	pthread_mutex_unlock(&s->mu);
+	for (size_t k = 0; k < nidle; k++)
+		nng_ctx_recv(idle[k]->ctx, idle[k]->aio);
 	while (nrecv < SERVER_SPARE && s->nctx < s->max_held + SERVER_SPARE) {
 		wf_request *r = ctx_new(s);
 		if (r == NULL)
@@ -210,12 +369,81 @@ top_up(wf_server *s)
 	}
 }
 
+// heaviest_pipe picks the connection with the most reply bytes waiting
+// (a weighted majority vote over the contexts that are sending: one pass,
+// right whenever one peer holds more than half). Caller holds s->mu.
+static nng_pipe
+heaviest_pipe(wf_server *s)
+{
+	nng_pipe best = NNG_PIPE_INITIALIZER;
+	size_t weight = 0;
+	for (wf_request *r = s->all; r != NULL; r = r->next_all) {
+		if (r->state != RS_SEND)
+			continue;
+		size_t w = r->sending + 1;
+		if (weight > 0 && nng_pipe_id(r->pipe) == nng_pipe_id(best)) {
+			weight += w;
+		} else if (w > weight) {
+			best = r->pipe;
+			weight = w - weight;
+		} else {
+			weight -= w;
+		}
+	}
+	return best;
+}
+
+static bool
+was_shed(const wf_server *s, uint32_t id)
+{
+	for (unsigned k = 0; k < SHED_KEEP; k++)
+		if (s->shed_ids[k] == id)
+			return true;
+	return false;
+}
+
+// shed closes the connection that has the most replies waiting when those
+// fill the pool or PARKED_MAX. A reply to a peer whose previous reply is
+// still being sent waits, holding its context: a peer that sends requests
+// and never reads the replies would otherwise take one context per
+// request until none is left to receive (every worker and client locked
+// out for as long as it likes) and keep every reply in memory. Closing the
+// connection releases its waiting replies at once; a REQ peer that was
+// merely slow resends on its next connection.
+static void
+shed(wf_server *s)
+{
+	nng_pipe p = NNG_PIPE_INITIALIZER;
+	pthread_mutex_lock(&s->mu);
+	bool full = s->nrecv == 0 && s->nctx >= s->max_held + SERVER_SPARE;
+	if ((full && s->nsend > 0) || s->send_bytes > PARKED_MAX)
+		p = heaviest_pipe(s);
+	pthread_mutex_unlock(&s->mu);
+	if (nng_pipe_id(p) > 0) {
+		uint32_t id = (uint32_t)nng_pipe_id(p);
+		if (!was_shed(s, id)) {
+			wf_log(WF_LOG_WARN, "server: closing a connection that "
+				"does not read its replies");
+			s->shed_ids[s->shed_next++ % SHED_KEEP] = id;
+		}
+		nng_pipe_close(p);
+	}
+}
+
 static void
 srv_async_cb(uv_async_t *h)
 {
 	wf_server *s = h->data;
 	wf_request *r;
-	while (!s->closing && (r = ready_pop(s)) != NULL) {
+	// At most SERVER_BATCH per call, then the rest in the next loop
+	// iteration: handlers queue their replies until the end of the
+	// iteration, and a pool of thousands of receiving contexts can refill
+	// the queue as fast as it drains, which would hold every reply (and
+	// its memory) and starve every other client for as long as a flood
+	// of requests lasts.
+	unsigned n = 0;
+	while (!s->closing && n < SERVER_BATCH && (r = ready_pop(s)) != NULL) {
+		n++;
 		if (r->msg == NULL) {
 			arm_recv(r);
 			continue;
@@ -233,14 +461,27 @@ srv_async_cb(uv_async_t *h)
 			continue;
 		}
 		s->dropping = false;
+		int pipe = nng_pipe_id(nng_msg_get_pipe(r->msg));
+		if (pipe > 0 && was_shed(s, (uint32_t)pipe)) {
+			// Received before its connection was shed: nobody
+			// would read the reply.
+			nng_msg_free(r->msg);
+			r->msg = NULL;
+			arm_recv(r);
+			continue;
+		}
 		pthread_mutex_lock(&s->mu);
 		r->state = RS_HELD;
 		pthread_mutex_unlock(&s->mu);
 		s->nheld++;
 		s->cb(s->arg, r, nng_msg_body(r->msg), nng_msg_len(r->msg));
 	}
-	if (!s->closing)
+	if (!s->closing) {
+		if (n == SERVER_BATCH)
+			uv_async_send(&s->async); // more may be waiting
 		top_up(s);
+		shed(s);
+	}
 }
 
 // bound_url writes URL with the port the listener really bound (tcp, tls).
@@ -266,6 +507,8 @@ wf_err
 wf_server_open(uv_loop_t *loop, const char *url, wf_server_cb cb, void *arg,
 	wf_server **out, char *bound, size_t boundlen)
 {
+	pin_mmap_threshold();
+	raise_nofile();
 	wf_server *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		abort();
@@ -346,6 +589,7 @@ wf_request_reply(wf_request *r, const void *data, size_t len)
 		wf_request_drop(r);
 		return;
 	}
+	nng_pipe pipe = nng_msg_get_pipe(r->msg);
 	// Copy before freeing the request: DATA may point into it (echo).
 	nng_aio_set_msg(r->aio, msg_copy(data, len));
 	nng_msg_free(r->msg);
@@ -353,8 +597,13 @@ wf_request_reply(wf_request *r, const void *data, size_t len)
 	s->nheld--;
 	pthread_mutex_lock(&s->mu);
 	r->state = RS_SEND;
+	r->pipe = pipe;
+	r->sending = len;
+	s->nsend++;
+	s->send_bytes += len;
 	pthread_mutex_unlock(&s->mu);
 	nng_ctx_send(r->ctx, r->aio);
+	shed(s);
 }
 
 void
@@ -394,7 +643,7 @@ wf_server_close(wf_server *s, void (*cb)(void *arg), void *arg)
 	// NNG_ECANCELED and the callbacks, seeing `closing`, re-arm nothing.
 	for (wf_request *r = s->all; r != NULL; r = r->next_all)
 		nng_aio_stop(r->aio);
-	nng_close(s->sock);
+	close_bounded(s->sock, "server");
 	// No callback can run any more: free every context, held or not.
 	while (s->all != NULL) {
 		wf_request *r = s->all;
@@ -682,7 +931,24 @@ wf_client_close(wf_client *c, void (*cb)(void *arg), void *arg)
 	// queues itself), then close the socket with nothing in flight.
 	for (call *k = c->calls; k != NULL; k = k->next)
 		nng_aio_stop(k->aio);
-	nng_close(c->sock);
+	// A receive started by call_aio_cb just as the stop began is dropped
+	// by NNG 1.5.2 without a completion (the aio is stopped between its
+	// begin and its schedule). No callback can run now: queue those.
+	pthread_mutex_lock(&c->mu);
+	for (call *k = c->calls; k != NULL; k = k->next) {
+		if (k->state == CS_DONE)
+			continue;
+		k->state = CS_DONE;
+		k->rv = NNG_ECLOSED;
+		k->next_ready = NULL;
+		if (c->ready_tail != NULL)
+			c->ready_tail->next_ready = k;
+		else
+			c->ready_head = k;
+		c->ready_tail = k;
+	}
+	pthread_mutex_unlock(&c->mu);
+	close_bounded(c->sock, "client");
 	uv_close((uv_handle_t *)&c->async, cli_closed_cb);
 }
 
@@ -750,6 +1016,6 @@ wf_call_sync(const char *url, const void *data, size_t len,
 out:
 	nng_aio_free(aio);
 	nng_ctx_close(ctx);
-	nng_close(sock);
+	close_bounded(sock, "CLI");
 	return e;
 }

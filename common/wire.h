@@ -4,7 +4,10 @@
 // allocates what a header claims (msgpack-c reserves a claimed count before
 // any data arrives). docs/protocol.md describes the same thing for people.
 //
-// Every message is a msgpack array: [version, type, body...], body by type.
+// Every message is a msgpack array: [version, type, field...], the fields
+// by type in a fixed order (docs/protocol.md has each one); records inside
+// are positional arrays too. Decoders accept records with more fields than
+// they know (a newer peer's additions) and ignore the extra ones.
 #ifndef WF_COMMON_WIRE_H
 #define WF_COMMON_WIRE_H
 
@@ -202,14 +205,22 @@ wf_err wf_wire_precheck(const void *buf, size_t len) WF_MUST_CHECK;
 // wf_wire_decode checks and decodes one message. On success *out owns what
 // it allocated (free with wf_msg_free) and borrows strings from BUF. On
 // failure *out is untouched and ERR (may be NULL) says what was wrong
-// ("sync.results[3].exit_code: expected an integer").
+// ("sync.results[3].exit_code: expected an integer"). Errors: WF_EVERSION
+// for another protocol version, WF_EPROTO for anything else. Strings are
+// checked for length and for NUL bytes (refused), not for UTF-8. A REPLY
+// status this weft does not know decodes as WF_EINTERNAL.
 wf_err wf_wire_decode(const void *buf, size_t len, wf_msg *out, char *err,
 	size_t errlen) WF_MUST_CHECK;
 
+// wf_msg_free frees what a successful decode allocated (M may be NULL or
+// already freed: it is zeroed).
 void wf_msg_free(wf_msg *m);
 
 // Encoders append a whole message to SB (a msgpack_sbuffer the caller
 // initialised). They cannot fail except by aborting on allocation failure.
+// They do not check the bounds above: a sender keeps within them (the
+// worker truncates outputs and log chunks), or the peer refuses the whole
+// message. A wf_str with len 0 may have a NULL ptr.
 void wf_wire_encode_hello(msgpack_sbuffer *sb, const wf_msg_hello *m);
 void wf_wire_encode_welcome(msgpack_sbuffer *sb, const wf_msg_welcome *m);
 void wf_wire_encode_sync(msgpack_sbuffer *sb, const wf_msg_sync *m);
@@ -224,8 +235,12 @@ void wf_wire_begin_reply(msgpack_packer *pk, msgpack_sbuffer *sb,
 	wf_err status, const char *message);
 
 // Typed access to a map in a decoded call or reply (for args and bodies).
-// Each returns false when KEY is absent; *ok (if not NULL) is set false
-// when KEY is present with the wrong type, so callers can report it.
+// Each returns true and writes *out only when KEY is present with the right
+// type. When KEY is absent they return false and leave *ok alone; when it
+// is present with the wrong type they return false and set *ok (if not
+// NULL) to false, so a caller can check several keys and report once.
+// MAP may be nil or not a map (then every key is absent). A string must
+// hold no NUL byte and at most WF_STR_MAX bytes; an int must fit int64_t.
 bool wf_mp_map_get(const msgpack_object *map, const char *key,
 	const msgpack_object **out);
 bool wf_mp_get_str(const msgpack_object *map, const char *key, wf_str *out,

@@ -193,10 +193,13 @@ on_request(void *arg, wf_request *req, const void *data, size_t len)
 	}
 	wf_msg m;
 	char err[256];
-	if (wf_wire_decode(data, len, &m, err, sizeof(err)) != WF_EOK) {
+	wf_err de = wf_wire_decode(data, len, &m, err, sizeof(err));
+	if (de != WF_EOK) {
+		// The decoder's code goes back: VERSION tells an old client
+		// what is wrong, PROTO anything else.
 		wf_log(WF_LOG_WARN, "malformed request dropped: %s", err);
-		sched_reply_error(s, req, WF_EPROTO, "malformed request: %s",
-			err);
+		sched_reply_error(s, req, de, "%s request: %s",
+			de == WF_EVERSION ? "unsupported" : "malformed", err);
 		return;
 	}
 	switch (m.type) {

@@ -355,7 +355,6 @@ START_TEST(call_to_nothing_times_out)
 	ck_assert_int_eq(r.err, WF_ETIMEOUT);
 	ck_assert_msg(took >= 250 && took < 2000, "took %lld ms",
 		(long long)took);
-	ck_assert_ptr_null(NULL);
 	finish(&loop, c, NULL);
 }
 END_TEST
@@ -610,11 +609,11 @@ START_TEST(oversized_message_rejected)
 	ck_assert_int_eq(nng_recvmsg(raw2, &back, 0), 0);
 	ck_assert_uint_eq(nng_msg_len(back), WF_MSG_MAX);
 	nng_msg_free(back);
-	nng_close(raw2);
-	// `raw` stays open: nng 1.5.2's nng_close hangs now and then (about
-	// one run in fifteen, every NNG thread idle) on a raw REQ socket whose
-	// peer cut it off in the middle of a send. The hostile side's
-	// problem, not the server's; the process exit reclaims it.
+	// The raw sockets stay open: the peer that was cut off in the middle
+	// of a send often wedges NNG 1.5.2's pipe reaper in ITS process (here
+	// the same one), after which nng_close never returns. The hostile
+	// side's problem, not the server's (a server in its own process shut
+	// down in milliseconds after 120 such peers); exit reclaims them.
 
 	// And the server still serves.
 	ck_assert_int_eq(wf_client_open(&loop, bound, &c), WF_EOK);
@@ -754,6 +753,21 @@ START_TEST(close_under_load)
 			// The client goes first: the rest report CLOSED.
 			wf_client_close(c, flag_cb, &closed);
 			ck_assert(run_until(&loop, &closed, 1, 5000));
+			// The server goes on serving new clients (even when
+			// the close above wedged NNG 1.5.2's pipe reaper; see
+			// close_bounded in common/net.c).
+			for (int k = 0; k < 2; k++) {
+				wf_client *c2;
+				rec r2 = {0};
+				ck_assert_int_eq(wf_client_open(&loop, bound,
+							 &c2), WF_EOK);
+				call(c2, "again", 5000, &r2);
+				ck_assert(run_until(&loop, &r2.done, 1, 5000));
+				ck_assert_int_eq(r2.err, WF_EOK);
+				closed = 0;
+				wf_client_close(c2, flag_cb, &closed);
+				ck_assert(run_until(&loop, &closed, 1, 5000));
+			}
 			finish(&loop, NULL, &t);
 		}
 		// Answered, or failed the way this side of the close implies.
