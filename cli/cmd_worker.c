@@ -327,8 +327,9 @@ wf_cmd_worker(const wf_cmd *cmd, int argc, char **argv)
 	}
 	e = wf_worker_start(d.w);
 	if (e != WF_EOK) {
+		const char *why = wf_worker_errmsg(d.w);
 		wf_cli_error("cannot start the worker (%s): %s", url,
-			wf_strerror(e));
+			why[0] != '\0' ? why : wf_strerror(e));
 		wf_worker_free(d.w);
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);

@@ -72,8 +72,11 @@ embed_main(void *arg)
 	};
 	wf_err err = wf_sched_open(&so, &e->sched, e->err, sizeof(e->err));
 	if (err == WF_EOK && e->slots > 0) {
-		char name[64], spool[4200];
-		snprintf(name, sizeof(name), "local-%d", (int)getpid());
+		// One name for the local worker of a data dir: its spool is
+		// there too, so results a killed `weft run` left behind are
+		// reported under the same worker by the next one.
+		const char *name = "local";
+		char spool[4200];
 		// Attempt files wait for the scheduler beside its own state.
 		snprintf(spool, sizeof(spool), "%s/worker-spool", e->data_dir);
 		wf_worker_opts wo = {
@@ -86,8 +89,14 @@ embed_main(void *arg)
 			.heartbeat_ms = 1000,
 		};
 		err = wf_worker_new(&wo, &e->worker, e->err, sizeof(e->err));
-		if (err == WF_EOK)
+		if (err == WF_EOK) {
 			err = wf_worker_start(e->worker);
+			const char *why = wf_worker_errmsg(e->worker);
+			if (err != WF_EOK)
+				snprintf(e->err, sizeof(e->err),
+					"cannot start the local worker: %s",
+					why[0] != '\0' ? why : wf_strerror(err));
+		}
 		if (err != WF_EOK) {
 			wf_worker_free(e->worker);
 			e->worker = NULL;

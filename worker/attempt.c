@@ -1,9 +1,8 @@
 // One assignment on the worker: refuse it or start it (spool files,
 // environment, GPUs, worker/exec), and turn how its process ended into the
-// result the scheduler gets. Results are kept in memory until acknowledged:
-// they survive scheduler restarts (resent until acked) but not a restart of
-// the worker itself, whose attempts the scheduler declares lost when the
-// lease runs out (a durable spool would change that).
+// result the scheduler gets. The spool database (spooldb.c) records each
+// attempt at its spawn and its result when it ends, before the result is
+// reported, so that both survive a restart of the worker.
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -13,6 +12,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "worker/worker_int.h"
 
@@ -235,6 +235,8 @@ wf_attempt_try_finish(wf_attempt *a)
 		return false;
 	wf_worker *w = a->w;
 	wf_spool_remove(a);
+	if (a->has_record)
+		wf_spool_forget(w, a->id);
 	remember(w, a->id);
 	unlink_attempt(w, a);
 	wf_log(WF_LOG_DEBUG, "%s: acknowledged, spool files removed",
@@ -273,6 +275,9 @@ end_now(wf_attempt *a, wf_result_kind kind, const char *fmt, ...)
 	free(a->error);
 	a->error = msg;
 	a->final_size = 0;
+	// Nothing ran, so nothing is recorded: lost in a crash, such a result
+	// is lost to the scheduler too, which then queues the task again.
+	a->stored = true;
 	wf_log(WF_LOG_WARN, "%s: %s: %s", a->label,
 		kind == WF_RESULT_LOST ? "handed back" : "could not start",
 		msg);
@@ -401,6 +406,8 @@ proc_done_cb(wf_proc *p, const wf_exec_result *r, void *arg)
 			took);
 		break;
 	}
+	// Reported only once this is committed (spooldb.c kicks then).
+	wf_spool_mark(a);
 	wf_conn_kick(w);
 	wf_worker_changed(w);
 }
@@ -412,21 +419,10 @@ proc_done_cb(wf_proc *p, const wf_exec_result *r, void *arg)
 static bool
 prepare(wf_attempt *a, const wf_msg_assign *as)
 {
-	wf_worker *w = a->w;
 	bool ok_run = dup_str(as->run_name, &a->run_name);
 	bool ok_task = dup_str(as->task_name, &a->task_name);
-	a->label = xprintf("%s %s attempt %" PRIu32,
-		ok_run ? a->run_name : "?", ok_task ? a->task_name : "?",
-		as->id.attempt);
 	a->error = xstrdup("");
-	char run[WF_SPOOL_NAME_LEN], task[WF_SPOOL_NAME_LEN];
-	wf_spool_name(as->run_name.ptr, ok_run ? as->run_name.len : 0,
-		as->id.run, run, sizeof run);
-	wf_spool_name(as->task_name.ptr, ok_task ? as->task_name.len : 0,
-		as->id.task, task, sizeof task);
-	a->dir = xprintf("%s/%s/%s", w->spool_dir, run, task);
-	a->log_path = xprintf("%s/%" PRIu32 ".log", a->dir, as->id.attempt);
-	a->out_path = xprintf("%s/%" PRIu32 ".out", a->dir, as->id.attempt);
+	wf_spool_paths(a);
 	if (!ok_run || !ok_task) {
 		end_now(a, WF_RESULT_SPAWN, "the run or task name holds a "
 			"NUL byte");
@@ -566,10 +562,20 @@ launch(wf_attempt *a, const wf_msg_assign *as)
 		goto out;
 	}
 	w->nrunning++;
+	WF_FAULT("worker.spawned");
 	// A failed spawn has no pid; its callback says why it did not start.
-	if (wf_proc_pid(a->proc) > 0)
+	if (wf_proc_pid(a->proc) > 0) {
 		wf_log(WF_LOG_INFO, "%s: started (pid %d)", a->label,
 			(int)wf_proc_pid(a->proc));
+		// Recorded (at the end of this loop iteration, with the
+		// other changes of it) so that a restarted worker knows what
+		// it left running: the pid and its start time, which tells
+		// the process from a later one with a recycled pid.
+		a->pid = (int)wf_proc_pid(a->proc);
+		a->pid_start = wf_proc_start_ticks(a->pid, NULL);
+		a->started_ms = wf_now_ms();
+		wf_spool_mark(a);
+	}
 out:
 	if (a->state == ATTEMPT_ENDED)
 		release_gpus(a);
@@ -613,6 +619,11 @@ wf_attempt_assign(wf_worker *w, const wf_msg_assign *as)
 	if (w->draining || w->state == W_CLOSING) {
 		end_now(a, WF_RESULT_LOST, "the worker %s is draining",
 			w->name);
+		goto ended;
+	}
+	if (w->db_failing) {
+		end_now(a, WF_RESULT_LOST, "the worker %s cannot write its "
+			"spool database", w->name);
 		goto ended;
 	}
 	if (w->nrunning >= w->slots) {

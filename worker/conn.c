@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "worker/worker_int.h"
 
@@ -327,8 +328,10 @@ sync_header(wf_worker *w, wf_msg_sync *m, uint32_t wait_ms)
 	m->session = w->session;
 	m->wait_ms = wait_ms;
 	m->draining = w->draining;
-	m->free_slots = w->draining || w->nrunning >= w->slots ? 0
-		: w->slots - w->nrunning;
+	// A spool database that cannot be written stops new work as a drain
+	// does: a result that cannot be stored cannot be reported.
+	m->free_slots = w->draining || w->db_failing ||
+		w->nrunning >= w->slots ? 0 : w->slots - w->nrunning;
 	m->running = attempt_ids(w, false, &m->nrunning);
 }
 
@@ -437,7 +440,8 @@ static bool
 attempt_wants_report(wf_attempt *a)
 {
 	if (a->state == ATTEMPT_ENDED)
-		return !a->result_acked || a->log_acked < a->final_size;
+		return a->stored &&
+			(!a->result_acked || a->log_acked < a->final_size);
 	return wf_spool_size(a->log_path) > a->log_acked;
 }
 
@@ -481,6 +485,7 @@ add_log(report *r, wf_attempt_id id, uint64_t offset, char *data,
 static void
 add_result(report *r, wf_attempt *a)
 {
+	WF_FAULT("worker.before_report");
 	if (r->m.nresults == r->capresults) {
 		r->capresults = r->capresults == 0 ? 4 : r->capresults * 2;
 		r->m.results = realloc(r->m.results,
@@ -516,7 +521,10 @@ static void
 ship(report *r, wf_attempt *a)
 {
 	bool ended = a->state == ATTEMPT_ENDED;
-	if (ended && r->m.nresults >= WF_WORKER_REPORT_RESULTS_MAX)
+	// A result goes out only once it is committed to the spool database
+	// (its eof and last chunks wait with it).
+	if (ended && (!a->stored ||
+		r->m.nresults >= WF_WORKER_REPORT_RESULTS_MAX))
 		return;
 	uint64_t size = ended ? a->final_size : wf_spool_size(a->log_path);
 	uint64_t off = a->log_acked;
@@ -606,6 +614,7 @@ report_cb(void *arg, wf_err err, const void *data, size_t len)
 		w->drain_announced = true;
 	uint64_t before = w->progress;
 	apply_work(w, &msg.u.work, true, w->report_session);
+	WF_FAULT("worker.after_report");
 	wf_msg_free(&msg);
 	w->report_inflight = false;
 	if (w->state != W_READY)

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -129,4 +130,34 @@ wf_spool_remove(const wf_attempt *a)
 		*slash = '\0';
 		rmdir(parent);
 	}
+}
+
+void
+wf_spool_paths(wf_attempt *a)
+{
+	char run[WF_SPOOL_NAME_LEN], task[WF_SPOOL_NAME_LEN];
+	const char *rn = a->run_name, *tn = a->task_name;
+	wf_spool_name(rn, rn != NULL ? strlen(rn) : 0, a->id.run, run,
+		sizeof run);
+	wf_spool_name(tn, tn != NULL ? strlen(tn) : 0, a->id.task, task,
+		sizeof task);
+	const char *spool = a->w->spool_dir;
+	size_t n = strlen(spool) + strlen(run) + strlen(task) + 64;
+	char *label = malloc(n + (rn != NULL ? strlen(rn) : 0) +
+		(tn != NULL ? strlen(tn) : 0));
+	char *dir = malloc(n), *log = malloc(n), *out = malloc(n);
+	WF_ASSERT(label != NULL && dir != NULL && log != NULL && out != NULL);
+	sprintf(label, "%s %s attempt %" PRIu32, rn != NULL ? rn : "?",
+		tn != NULL ? tn : "?", a->id.attempt);
+	snprintf(dir, n, "%s/%s/%s", spool, run, task);
+	snprintf(log, n, "%s/%" PRIu32 ".log", dir, a->id.attempt);
+	snprintf(out, n, "%s/%" PRIu32 ".out", dir, a->id.attempt);
+	free(a->label);
+	free(a->dir);
+	free(a->log_path);
+	free(a->out_path);
+	a->label = label;
+	a->dir = dir;
+	a->log_path = log;
+	a->out_path = out;
 }

@@ -224,7 +224,10 @@ wf_worker_new(const wf_worker_opts *o, wf_worker **out, char *err,
 static void
 tick_cb(uv_timer_t *t)
 {
-	wf_conn_tick(t->data);
+	wf_worker *w = t->data;
+	// A spool database that refused a commit is tried again here.
+	wf_spool_tick(w);
+	wf_conn_tick(w);
 }
 
 wf_err
@@ -234,26 +237,39 @@ wf_worker_start(wf_worker *w)
 		return WF_ESTATE;
 	int rc = wf_spool_mkdirs(w->spool_dir);
 	if (rc != 0) {
-		wf_log(WF_LOG_ERROR, "worker %s: spool dir %s: %s", w->name,
+		snprintf(w->errmsg, sizeof w->errmsg, "spool dir %s: %s",
 			w->spool_dir, strerror(rc));
+		wf_log(WF_LOG_ERROR, "worker %s: %s", w->name, w->errmsg);
 		return wf_err_from_errno(rc);
 	}
-	wf_err err = wf_client_open(w->loop, w->url, &w->client);
+	// Results left by an earlier run of this worker, and the lock that
+	// keeps a second worker out of the spool dir.
+	wf_err err = wf_spool_db_open(w);
 	if (err != WF_EOK) {
-		wf_log(WF_LOG_ERROR, "worker %s: cannot use %s: %s", w->name,
+		wf_log(WF_LOG_ERROR, "worker %s: %s", w->name, w->errmsg);
+		return err;
+	}
+	err = wf_client_open(w->loop, w->url, &w->client);
+	if (err != WF_EOK) {
+		snprintf(w->errmsg, sizeof w->errmsg, "cannot use %s: %s",
 			w->url, wf_strerror(err));
+		wf_log(WF_LOG_ERROR, "worker %s: %s", w->name, w->errmsg);
 		w->client = NULL;
+		wf_spool_db_close(w);
 		return err;
 	}
 	err = wf_exec_new(w->loop, &w->exec);
 	if (err != WF_EOK) {
+		snprintf(w->errmsg, sizeof w->errmsg, "cannot watch child "
+			"processes: %s", wf_strerror(err));
 		wf_client_close(w->client, NULL, NULL);
 		w->client = NULL;
 		w->exec = NULL;
+		wf_spool_db_close(w);
 		return err;
 	}
 	uv_timer_t *timers[] = {&w->hello_timer, &w->poll_timer,
-		&w->tick_timer, &w->drain_timer};
+		&w->tick_timer, &w->drain_timer, &w->db_timer};
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
 		WF_ASSERT(uv_timer_init(w->loop, timers[i]) == 0);
 		timers[i]->data = w;
@@ -261,6 +277,9 @@ wf_worker_start(wf_worker *w)
 	}
 	uv_timer_start(&w->tick_timer, tick_cb, WF_WORKER_TICK_MS,
 		WF_WORKER_TICK_MS);
+	// Attempts found running at the start are recorded as lost before
+	// anything is said about them.
+	(void)wf_spool_flush(w);
 	wf_log(WF_LOG_INFO, "worker %s: starting: %u slots, spool %s, "
 		"scheduler %s", w->name, w->slots, w->spool_dir, w->url);
 	wf_conn_start(w);
@@ -307,13 +326,32 @@ close_all(wf_worker *w)
 		left++;
 	if (left > 0)
 		wf_log(WF_LOG_WARN, "worker %s: %u results or logs not "
-			"acknowledged by the scheduler; giving up on them",
-			w->name, left);
+			"acknowledged by the scheduler; they stay in %s for "
+			"the next start of this worker", w->name, left,
+			w->spool_dir);
 	wf_log(WF_LOG_INFO, "worker %s: stopped", w->name);
 	w->state = W_CLOSING;
+	if (w->db != NULL)
+		(void)wf_spool_flush(w);
+	bool db_empty = left == 0 && wf_spool_db_empty(w);
+	wf_spool_db_close(w);
 	// A default spool left empty goes (with .weft-worker if that is
 	// empty too), so that `weft run` leaves nothing behind in the work
 	// dir; rmdir fails, harmlessly, while anything is in it.
+	if (w->spool_default && db_empty) {
+		static const char *const files[] = {"data.mdb", "lock.mdb",
+			"lock", ""};
+		char path[PATH_MAX];
+		for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+			snprintf(path, sizeof path, "%s/results%s%s",
+				w->spool_dir, files[i][0] != '\0' ? "/" : "",
+				files[i]);
+			if (files[i][0] != '\0')
+				unlink(path);
+			else
+				rmdir(path);
+		}
+	}
 	if (w->spool_default && rmdir(w->spool_dir) == 0) {
 		char *slash = strrchr(w->spool_dir, '/');
 		if (slash != NULL) {
@@ -323,7 +361,7 @@ close_all(wf_worker *w)
 		}
 	}
 	uv_timer_t *timers[] = {&w->hello_timer, &w->poll_timer,
-		&w->tick_timer, &w->drain_timer};
+		&w->tick_timer, &w->drain_timer, &w->db_timer};
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
 		uv_timer_stop(timers[i]);
 		uv_close((uv_handle_t *)timers[i], handle_closed_cb);
@@ -425,4 +463,10 @@ const char *
 wf_worker_name(const wf_worker *w)
 {
 	return w->name;
+}
+
+const char *
+wf_worker_errmsg(const wf_worker *w)
+{
+	return w->errmsg;
 }

@@ -8,9 +8,11 @@
 // Results: the scheduler counts an attempt as a success only when kind ==
 // WF_RESULT_EXITED, exit_code == 0 and error is empty. A worker-side failure
 // of a process that exited 0 (a malformed or too large $WEFT_OUTPUT) is
-// EXITED with that exit code and a non-empty error. Results are kept in
-// memory until acknowledged: they survive scheduler restarts, not worker
-// restarts. Spool files: SPOOL/<run>/<task>/<attempt>.log and .out.
+// EXITED with that exit code and a non-empty error. Results are committed
+// to the spool database (SPOOL/results, LMDB) before they are reported and
+// kept until acknowledged: they survive scheduler restarts and restarts of
+// the worker with the same spool dir (docs/storage.md, "The worker's
+// spool"). Spool files: SPOOL/<run>/<task>/<attempt>.log and .out.
 #ifndef WF_WORKER_WORKER_H
 #define WF_WORKER_WORKER_H
 
@@ -47,10 +49,14 @@ typedef struct wf_worker_opts {
 wf_err wf_worker_new(const wf_worker_opts *opts, wf_worker **out, char *err,
 	size_t errlen) WF_MUST_CHECK;
 
-// wf_worker_start creates the spool dir, connects and starts taking work
+// wf_worker_start creates the spool dir, opens its database (WF_EBUSY:
+// another worker uses it), takes up what an earlier run of this worker left
+// there (unacknowledged results are reported again; attempts that were
+// running are killed and reported LOST), connects and starts taking work
 // (on the loop). Says HELLO and retries, with backoff, while the scheduler
 // is unreachable: an absent scheduler is not an error. On failure nothing
-// is left running and the worker may only be freed.
+// is left running, wf_worker_errmsg says why, and the worker may only be
+// freed.
 wf_err wf_worker_start(wf_worker *w) WF_MUST_CHECK;
 
 // wf_worker_drain stops taking work (SYNCs say draining, free_slots 0;
@@ -66,6 +72,10 @@ void wf_worker_drain(wf_worker *w, void (*done)(void *arg), void *arg);
 // wf_worker_name returns the worker's name (OPTS' or "HOST-PID"), valid
 // until the worker is freed.
 const char *wf_worker_name(const wf_worker *w);
+
+// wf_worker_errmsg says why wf_worker_start failed, in a line for the user
+// ("" when it did not); valid until the worker is freed.
+const char *wf_worker_errmsg(const wf_worker *w);
 
 // wf_worker_free frees W: one never started, or one whose drain has called
 // DONE (asserted).

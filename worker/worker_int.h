@@ -10,6 +10,7 @@
 
 #include <uv.h>
 
+#include "common/db.h"
 #include "common/net.h"
 #include "common/wire.h"
 #include "worker/exec.h"
@@ -24,6 +25,8 @@
 #define WF_WORKER_ACK_WAIT_MS 10000 // drain: wait this long for the acks
 #define WF_WORKER_KILL_GRACE_MS 10000 // SIGTERM -> SIGKILL of an attempt
 #define WF_WORKER_DEFAULT_HEARTBEAT_MS 1000
+#define WF_WORKER_DEL_DELAY_MS 1000 // acked records wait this long for a
+                                    // commit to ride along with
 // A report carries at most this much log data (soft: one result's outputs
 // may go over it).
 #define WF_WORKER_REPORT_MAX (1u << 20)
@@ -74,6 +77,17 @@ typedef struct wf_attempt {
 	bool eof_in_flight; // the report in flight carries our eof chunk
 	bool eof_acked;
 	bool result_acked;
+
+	// The spool database (spool.c). A result goes out only once it is
+	// stored (committed), so that a worker restart cannot lose it.
+	// Results the worker decided without running anything (refusals)
+	// are stored at once without a record: lost in a crash, the
+	// scheduler declares them lost anyway.
+	bool db_dirty;   // the record must be (re)written
+	bool has_record; // a record exists or is pending
+	bool stored;     // ended and its result is durable
+	int pid;         // the process (= its group), for a restart
+	uint64_t pid_start; // its start time in /proc/PID/stat (ticks)
 } wf_attempt;
 
 typedef enum worker_state {
@@ -123,7 +137,7 @@ struct wf_worker {
 	bool ever_connected;      // a WELCOME has come
 	int link;                 // how the last call went (logged on change)
 
-	uv_timer_t hello_timer, poll_timer, tick_timer, drain_timer;
+	uv_timer_t hello_timer, poll_timer, tick_timer, drain_timer, db_timer;
 	unsigned open_handles;    // closed in wf_worker close, then done
 
 	wf_attempt *attempts;     // newest first
@@ -134,6 +148,17 @@ struct wf_worker {
 	// GPUs: gpu_ids[i] is what CUDA_VISIBLE_DEVICES calls GPU i.
 	bool *gpu_used;
 	char **gpu_ids;
+
+	// The spool database SPOOL/results (spool.c): one record per attempt
+	// that ran, from its spawn until the scheduler acknowledged it.
+	wf_db *db;
+	wf_attempt_id *db_del; // records to delete at the next commit
+	uint32_t ndel, capdel;
+	int64_t del_since_ms;  // monotonic: when the oldest delete was asked
+	bool db_failing;       // the last commit failed: take no new work
+	bool db_fail_test;     // tests: commits fail as on a full disk
+	uint64_t db_commits, db_commit_us; // committed, and the time taken
+	char errmsg[512];      // why wf_worker_start failed
 
 	bool draining;
 	bool drain_announced; // a SYNC with draining=true got a reply
@@ -213,5 +238,39 @@ size_t wf_spool_read(const char *path, uint64_t offset, char *buf,
 	size_t len);
 // wf_spool_remove deletes A's files and the directories that became empty.
 void wf_spool_remove(const wf_attempt *a);
+// wf_spool_paths sets A's label, dir, log_path and out_path from its id and
+// names (NULL names count as "").
+void wf_spool_paths(wf_attempt *a);
+
+// --- spooldb.c ---
+// The spool database. wf_spool_db_open opens SPOOL/results (its lock
+// keeps a second worker out; W->errmsg says so), loads the records left by
+// an earlier run of the worker as ended attempts, and kills what is left of
+// attempts that were running then (reported LOST). Before the timers exist.
+wf_err wf_spool_db_open(wf_worker *w) WF_MUST_CHECK;
+// wf_spool_db_close commits what is pending (once) and closes the database.
+void wf_spool_db_close(wf_worker *w);
+// wf_spool_mark asks for A's record to be written at the next commit
+// (soon: a zero timer gathers what one loop iteration changed).
+void wf_spool_mark(wf_attempt *a);
+// wf_spool_forget deletes ID's record at the next commit (or within
+// WF_WORKER_DEL_DELAY_MS, from the tick).
+void wf_spool_forget(wf_worker *w, wf_attempt_id id);
+// wf_spool_tick runs on the tick timer: retries a failed commit, commits
+// deletes that waited long enough.
+void wf_spool_tick(wf_worker *w);
+// wf_spool_pending tells whether anything waits for a commit.
+bool wf_spool_pending(const wf_worker *w);
+// wf_spool_flush commits what is pending in one transaction; on success
+// the results written are stored and may be reported. On failure (a full
+// disk) the worker takes no new work and the tick tries again. True when
+// nothing is pending any more.
+bool wf_spool_flush(wf_worker *w);
+// wf_spool_db_empty tells whether the database holds no record (a default
+// spool dir may then go).
+bool wf_spool_db_empty(wf_worker *w);
+// wf_proc_start_ticks returns the start time of process PID (field 22 of
+// /proc/PID/stat) and its process group, or 0 when there is no such process.
+uint64_t wf_proc_start_ticks(int pid, int *pgrp);
 
 #endif

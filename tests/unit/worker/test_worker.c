@@ -9,10 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/db.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "common/wire.h"
@@ -388,6 +391,29 @@ wake_cb(uv_timer_t *t)
 	(void)t;
 }
 
+// setup_nofake is setup without the scripted scheduler: for tests that fork
+// a worker process, which must create its own NNG state (NNG's threads do
+// not survive a fork), so this process may open NNG only after the fork.
+static void
+setup_nofake(void)
+{
+	snprintf(tmp, sizeof tmp, "/tmp/weft-worker-test.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmp));
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	uv_timer_init(&loop, &wake);
+	uv_timer_start(&wake, wake_cb, 20, 20);
+	memset(&F, 0, sizeof F);
+	F.loop = &loop;
+	F.ack = true;
+	F.truncate_to = -1;
+	snprintf(F.url, sizeof F.url, "ipc://%s/sched.sock", tmp);
+	W = NULL;
+	drained = false;
+	unsetenv("CUDA_VISIBLE_DEVICES");
+	wf_log_set_level(getenv("WF_TEST_DEBUG") != NULL ? WF_LOG_DEBUG
+		: WF_LOG_WARN);
+}
+
 static void
 setup(void)
 {
@@ -406,7 +432,7 @@ setup(void)
 	W = NULL;
 	drained = false;
 	unsetenv("CUDA_VISIBLE_DEVICES");
-	wf_log_set_level(WF_LOG_WARN);
+	wf_log_set_level(getenv("WF_TEST_DEBUG") != NULL ? WF_LOG_DEBUG : WF_LOG_WARN);
 }
 
 static void
@@ -539,12 +565,14 @@ is_running(void)
 	return false;
 }
 
-// spool_empty: no attempt files left in the spool dir.
+// spool_empty: no attempt files left in the spool dir (its database in
+// results/ stays).
 static bool
 spool_empty(void)
 {
-	char cmd[600];
-	snprintf(cmd, sizeof cmd, "test -z \"$(find '%s' -type f)\"", spool);
+	char cmd[1200];
+	snprintf(cmd, sizeof cmd, "test -z \"$(find '%s' -path '%s/results' "
+		"-prune -o -type f -print)\"", spool, spool);
 	return system(cmd) == 0;
 }
 
@@ -991,6 +1019,364 @@ START_TEST(test_slots_and_gpus)
 }
 END_TEST
 
+// --- the spool database: results across worker restarts -----------------------
+
+// fork_worker starts worker "w1" on the test's spool dir in a child process
+// (its own loop and NNG state), which runs until it is killed.
+static pid_t
+fork_worker(void)
+{
+	snprintf(spool, sizeof spool, "%s/spool", tmp);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid > 0)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	uv_loop_t l;
+	if (uv_loop_init(&l) != 0)
+		_exit(2);
+	wf_worker_opts o = {
+		.loop = &l,
+		.connect_url = F.url,
+		.name = "w1",
+		.slots = 2,
+		.work_dir = tmp,
+		.spool_dir = spool,
+		.heartbeat_ms = 300,
+	};
+	wf_worker *w;
+	char err[256];
+	if (wf_worker_new(&o, &w, err, sizeof err) != WF_EOK ||
+		wf_worker_start(w) != WF_EOK)
+		_exit(3);
+	uv_run(&l, UV_RUN_DEFAULT);
+	_exit(4);
+}
+
+static void
+kill_child(pid_t pid)
+{
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFSIGNALED(st));
+}
+
+static int
+count_cb(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	(void)k;
+	(void)klen;
+	(void)v;
+	(void)vlen;
+	(*(int *)arg)++;
+	return 0;
+}
+
+// db_records counts the records in the spool database: through W's own
+// environment while W runs (the lock keeps out a second one), else by
+// opening it.
+static int
+db_records(void)
+{
+	wf_db *db = W != NULL ? W->db : NULL;
+	bool own = db == NULL;
+	if (own) {
+		char dir[600], err[256];
+		static const char *const t[] = {"attempts"};
+		snprintf(dir, sizeof dir, "%s/results", spool);
+		ck_assert_msg(wf_db_open(dir, t, 1, &db, err, sizeof err) ==
+			WF_EOK, "%s", err);
+	}
+	wf_db_txn *txn;
+	ck_assert_int_eq(wf_db_begin(db, false, &txn), WF_EOK);
+	int n = 0;
+	ck_assert_int_eq(wf_db_iter(txn, 0, NULL, 0, false, count_cb, &n),
+		WF_EOK);
+	wf_db_abort(txn);
+	if (own)
+		wf_db_close(db);
+	return n;
+}
+
+static bool
+no_records(void)
+{
+	return db_records() == 0;
+}
+
+static int hello_before;
+
+static bool
+new_hello(void)
+{
+	return F.nhello > hello_before;
+}
+
+static int results_before;
+
+static bool
+result_again(void)
+{
+	seen *s = seen_find(&F, want_id);
+	return s != NULL && s->nresults > results_before;
+}
+
+static bool
+listed_in_hello(wf_attempt_id id)
+{
+	for (uint32_t i = 0; i < F.hello_nrunning; i++)
+		if (wf_attempt_id_eq(F.hello_running[i], id))
+			return true;
+	return false;
+}
+
+START_TEST(test_result_survives_worker_restart)
+{
+	F.ack = false; // this scheduler stores nothing until told to
+	pid_t child = fork_worker();
+	fake_open(&F);
+	spec s = {.id = aid(4, 1), .task = "quick",
+		.shell = "echo hi; echo k=v >> \"$WEFT_OUTPUT\""};
+	queue(&s);
+	seen *r = wait_result(s.id, 10000);
+	ck_assert_str_eq(r->log, "hi\n");
+	// The worker dies with the result unacknowledged: it is on disk.
+	kill_child(child);
+	ck_assert_int_eq(db_records(), 1);
+
+	// The same worker (name, spool dir) starts again: its HELLO lists
+	// the attempt and it reports the result again, with the log.
+	hello_before = F.nhello;
+	results_before = r->nresults;
+	start_worker(2, 0, 0);
+	ck_assert(run_until(new_hello, 5000));
+	ck_assert_uint_eq(F.hello_nrunning, 1);
+	ck_assert(listed_in_hello(s.id));
+	want_id = s.id;
+	ck_assert(run_until(result_again, 5000));
+	ck_assert_int_eq(r->kind, WF_RESULT_EXITED);
+	ck_assert_int_eq(r->exit_code, 0);
+	ck_assert_str_eq(r->error, "");
+	ck_assert_str_eq(r->outputs, "k=v;");
+	ck_assert_str_eq(r->log, "hi\n");
+	ck_assert(!r->gap);
+	ck_assert(!spool_empty());
+	ck_assert_int_eq(db_records(), 1);
+
+	// Acknowledged: the files and the record go, and it is not sent
+	// again.
+	F.ack = true;
+	ck_assert(run_until(acked_and_gone, 10000));
+	ck_assert(run_until(no_records, 3000));
+	int n = r->nresults;
+	run_for(600);
+	ck_assert_int_eq(r->nresults, n);
+	wf_worker_drain(W, drain_done, NULL);
+	ck_assert(run_until(is_drained, 5000));
+	wf_worker_free(W);
+	W = NULL;
+	ck_assert_int_eq(db_records(), 0);
+}
+END_TEST
+
+// A result acknowledged just before the worker died, its record's delete not
+// yet committed: its files are gone, so the next start drops the record
+// instead of reporting the result again.
+START_TEST(test_acked_record_dropped_at_restart)
+{
+	pid_t child = fork_worker();
+	fake_open(&F);
+	spec s = {.id = aid(6, 1), .task = "quick", .shell = "echo hi"};
+	queue(&s);
+	seen *r = wait_result(s.id, 10000);
+	ck_assert(run_until(spool_empty, 5000));
+	kill_child(child); // well within the second a delete may wait
+	ck_assert_int_eq(db_records(), 1);
+	hello_before = F.nhello;
+	start_worker(2, 0, 0);
+	ck_assert(run_until(new_hello, 5000));
+	ck_assert_uint_eq(F.hello_nrunning, 0);
+	ck_assert(run_until(no_records, 3000));
+	run_for(500);
+	ck_assert_int_eq(r->nresults, 1);
+}
+END_TEST
+
+static bool
+alive(int pid)
+{
+	return pid > 0 && wf_proc_start_ticks(pid, NULL) != 0;
+}
+
+static int
+read_pid(const char *name)
+{
+	char path[600];
+	snprintf(path, sizeof path, "%s/%s", tmp, name);
+	FILE *fp = fopen(path, "r");
+	if (fp == NULL)
+		return 0;
+	int pid = 0;
+	if (fscanf(fp, "%d", &pid) != 1)
+		pid = 0;
+	fclose(fp);
+	return pid;
+}
+
+static bool
+pids_written(void)
+{
+	return read_pid("lead.pid") > 0 && read_pid("kid.pid") > 0;
+}
+
+static int orphan_lead, orphan_kid;
+
+static bool
+orphans_gone(void)
+{
+	return !alive(orphan_lead) && !alive(orphan_kid);
+}
+
+START_TEST(test_orphan_killed_and_lost)
+{
+	pid_t child = fork_worker();
+	fake_open(&F);
+	spec s = {.id = aid(2, 1), .task = "long",
+		.shell = "echo $$ > lead.pid; sleep 30 & echo $! > kid.pid; "
+			"wait; echo finished > finished"};
+	queue(&s);
+	want_id = s.id;
+	ck_assert(run_until(is_running, 5000));
+	ck_assert(run_until(pids_written, 5000));
+	run_for(300); // the start record is committed by now
+	kill_child(child);
+	orphan_lead = read_pid("lead.pid");
+	orphan_kid = read_pid("kid.pid");
+	// The attempt runs in its own process group: it outlives the worker.
+	ck_assert(alive(orphan_lead));
+	ck_assert(alive(orphan_kid));
+
+	hello_before = F.nhello;
+	start_worker(2, 0, 0);
+	// At the start the worker kills what it left running ...
+	ck_assert(orphans_gone());
+	// ... and reports it lost (the scheduler queues it again without
+	// using up a retry), listing it in HELLO until then.
+	ck_assert(run_until(new_hello, 5000));
+	ck_assert(listed_in_hello(s.id));
+	seen *r = wait_result(s.id, 5000);
+	ck_assert_int_eq(r->kind, WF_RESULT_LOST);
+	ck_assert_ptr_nonnull(strstr(r->error, "restarted"));
+	ck_assert_ptr_nonnull(strstr(r->error, "killed"));
+	ck_assert(r->eof);
+	ck_assert(run_until(spool_empty, 5000));
+	ck_assert(run_until(no_records, 3000));
+	char path[600];
+	snprintf(path, sizeof path, "%s/finished", tmp);
+	ck_assert_int_ne(access(path, F_OK), 0);
+}
+END_TEST
+
+START_TEST(test_two_workers_one_spool)
+{
+	start_worker(1, 0, 0);
+	wf_worker_opts o = {
+		.loop = &loop,
+		.connect_url = F.url,
+		.name = "w2",
+		.slots = 1,
+		.work_dir = tmp,
+		.spool_dir = spool,
+	};
+	wf_worker *w2;
+	char err[256];
+	ck_assert_int_eq(wf_worker_new(&o, &w2, err, sizeof err), WF_EOK);
+	ck_assert_int_eq(wf_worker_start(w2), WF_EBUSY);
+	const char *msg = wf_worker_errmsg(w2);
+	ck_assert_msg(strstr(msg, "in use by another worker (pid ") != NULL &&
+		strstr(msg, spool) != NULL && strstr(msg, "pid") != NULL,
+		"%s", msg);
+	wf_worker_free(w2);
+	// The first one is not disturbed.
+	spec s = {.id = aid(1, 1), .task = "t", .shell = "echo ok"};
+	queue(&s);
+	seen *r = wait_result(s.id, 5000);
+	ck_assert_str_eq(r->log, "ok\n");
+	ck_assert_str_eq(wf_worker_errmsg(W), "");
+}
+END_TEST
+
+static bool
+slots_zero(void)
+{
+	return F.last_free_slots == 0;
+}
+
+static bool
+slots_back(void)
+{
+	return F.last_free_slots == 2;
+}
+
+START_TEST(test_spool_db_failing_holds)
+{
+	start_worker(2, 0, 0);
+	spec s = {.id = aid(1, 1), .task = "t",
+		.shell = "sleep 0.4; echo done"};
+	queue(&s);
+	want_id = s.id;
+	ck_assert(run_until(is_running, 5000));
+	run_for(100);
+	// The disk is full from now on: the result cannot be stored, so it
+	// is not reported, and the worker takes no new work.
+	W->db_fail_test = true;
+	ck_assert(run_until(slots_zero, 3000));
+	run_for(800);
+	seen *r = seen_find(&F, s.id);
+	ck_assert(r == NULL || r->nresults == 0);
+	ck_assert(W->db_failing);
+	ck_assert_uint_eq(F.last_free_slots, 0);
+	// An assignment that comes anyway is handed back.
+	spec b = {.id = aid(2, 1), .task = "b", .shell = "echo b"};
+	queue(&b);
+	r = wait_result(b.id, 3000);
+	ck_assert_int_eq(r->kind, WF_RESULT_LOST);
+	ck_assert_ptr_nonnull(strstr(r->error, "spool database"));
+	// Room again: the tick's retry stores it, and out it goes.
+	W->db_fail_test = false;
+	r = wait_result(s.id, 3000);
+	ck_assert_int_eq(r->kind, WF_RESULT_EXITED);
+	ck_assert_str_eq(r->log, "done\n");
+	ck_assert(run_until(slots_back, 3000));
+	ck_assert(!W->db_failing);
+}
+END_TEST
+
+// What a result costs: one commit when it started (with the delete of the
+// one acknowledged before, in the same reply) and one when it ended; attempts
+// that end in the same loop iteration share one. Printed, for the record.
+START_TEST(test_spool_commit_cost)
+{
+	start_worker(2, 0, 0);
+	uint32_t n = 10;
+	for (uint32_t i = 0; i < n; i++) {
+		spec s = {.id = aid(i + 1, 1), .task = "t", .shell = "true"};
+		queue(&s);
+		seen *r = wait_result(s.id, 5000);
+		ck_assert_int_eq(r->kind, WF_RESULT_EXITED);
+	}
+	ck_assert(run_until(spool_empty, 5000));
+	ck_assert(run_until(no_records, 3000));
+	ck_assert_uint_ge(W->db_commits, n);
+	ck_assert_uint_le(W->db_commits, 3 * n);
+	fprintf(stderr, "spool commits: %" PRIu64 " for %u results, %" PRIu64
+		" us each on average\n", W->db_commits, n,
+		W->db_commit_us / W->db_commits);
+}
+END_TEST
+
 START_TEST(test_workdir_and_names)
 {
 	start_worker(1, 0, 0);
@@ -1039,6 +1425,16 @@ suite(void)
 	tcase_add_test(tc, test_drain_without_scheduler);
 	tcase_add_test(tc, test_slots_and_gpus);
 	tcase_add_test(tc, test_workdir_and_names);
+	tcase_add_test(tc, test_two_workers_one_spool);
+	tcase_add_test(tc, test_spool_db_failing_holds);
+	tcase_add_test(tc, test_spool_commit_cost);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("restart");
+	tcase_set_timeout(tc, 30);
+	tcase_add_checked_fixture(tc, setup_nofake, teardown);
+	tcase_add_test(tc, test_result_survives_worker_restart);
+	tcase_add_test(tc, test_orphan_killed_and_lost);
+	tcase_add_test(tc, test_acked_record_dropped_at_restart);
 	suite_add_tcase(s, tc);
 	return s;
 }
