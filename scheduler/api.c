@@ -488,10 +488,20 @@ static wf_run *
 run_arg(wf_sched *s, wf_request *req, const wf_msg_call *c, bool *loaded)
 {
 	char name[512];
-	if (!arg_str(c, "run", name, sizeof(name))) {
+	wf_str given;
+	if (!wf_mp_get_str(&c->args, "run", &given, NULL)) {
 		sched_reply_error(s, req, WF_EINVAL, "no run named");
 		return NULL;
 	}
+	if (given.len >= sizeof(name)) {
+		// Longer than any run id can be (a DAG name is at most 128).
+		sched_reply_error(s, req, WF_ENOTFOUND,
+			"no run '%.40s...' (run ids look like DAG.N)",
+			given.ptr);
+		return NULL;
+	}
+	memcpy(name, given.ptr, given.len);
+	name[given.len] = '\0';
 	wf_run *run = find_run(s, name, loaded);
 	if (run == NULL)
 		sched_reply_error(s, req, WF_ENOTFOUND,
