@@ -24,9 +24,11 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 YAML_LIBS  := $(shell pkg-config --libs yaml-0.1 2>/dev/null || echo -lyaml)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
-# Debian's libnng ships no .pc file.
+# Debian's libnng ships no .pc file. HMAC-SHA256 (common/auth.c) comes
+# from mbedTLS's libmbedcrypto: libnng already links it, so it adds no
+# library to the process (libmbedtls-dev; its 2.28 has no .pc file either).
 ALL_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || \
-	echo -luv -llmdb -lmsgpackc -lyaml) -lnng -lpthread -lm
+	echo -luv -llmdb -lmsgpackc -lyaml) -lnng -lmbedcrypto -lpthread -lm
 
 # Modules, bottom up. Each is a static library; a unit test links only its
 # own module (and what that module may depend on), so a layering mistake

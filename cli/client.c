@@ -12,6 +12,8 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/embed.h"
+#include "common/auth.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "common/wire.h"
@@ -102,11 +104,22 @@ call_url(const char *url, const char *cmd, const char *token,
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
-	wf_wire_begin_call(&pk, &sb, cmd, token);
+	wf_wire_begin_call_auth(&pk, &sb, cmd);
 	if (pack != NULL)
 		pack(&pk, arg);
 	else
 		msgpack_pack_map(&pk, 0);
+	// The proof of the token (common/auth.h), never the token itself:
+	// the auth field ends the message and is sealed in place.
+	uint8_t stamp[WF_AUTH_LEN];
+	wf_str auth = {0};
+	if (token != NULL) {
+		wf_auth_stamp(stamp, wf_now_ms());
+		auth = (wf_str){(const char *)stamp, WF_AUTH_LEN};
+	}
+	wf_wire_pack_auth(&pk, auth);
+	if (token != NULL)
+		wf_auth_seal(sb.data, sb.size, token, WF_AUTH_CLIENT);
 	void *raw = NULL;
 	size_t rawlen = 0;
 	wf_err e = wf_call_sync(url, sb.data, sb.size, CALL_TIMEOUT_MS, &raw,
@@ -157,24 +170,33 @@ call_url(const char *url, const char *cmd, const char *token,
 	return WF_EXIT_OK;
 }
 
+// read_token returns the secret to prove (malloc'd; NULL: none): the first
+// one of --token-file, else $WEFT_TOKEN. Sets *BAD (and says why) when
+// --token-file cannot be used.
 static char *
-read_token(const wf_client_opts *o)
+read_token(const wf_client_opts *o, bool *bad)
 {
+	*bad = false;
 	const char *file = o->token_file;
 	if (file == NULL) {
 		const char *env = getenv("WEFT_TOKEN");
-		return env != NULL && env[0] != '\0' ? strdup(env) : NULL;
+		if (env == NULL || env[strspn(env, " \t\r\n")] == '\0')
+			return NULL;
+		char *t = strdup(env);
+		if (t == NULL)
+			abort();
+		return t;
 	}
-	FILE *f = fopen(file, "r");
-	if (f == NULL)
+	char *t = NULL, warn[512], err[512];
+	if (wf_auth_read_file(file, true, &t, warn, sizeof(warn), err,
+		    sizeof(err)) != WF_EOK) {
+		wf_cli_error("%s", err);
+		*bad = true;
 		return NULL;
-	char buf[512];
-	char *t = fgets(buf, sizeof(buf), f) != NULL ? buf : NULL;
-	fclose(f);
-	if (t == NULL)
-		return NULL;
-	t[strcspn(t, "\r\n")] = '\0';
-	return strdup(t);
+	}
+	if (warn[0] != '\0')
+		fprintf(stderr, "weft: warning: %s\n", warn);
+	return t;
 }
 
 int
@@ -182,12 +204,10 @@ wf_cli_call(const wf_client_opts *o, const char *cmd, wf_pack_args_fn pack,
 	void *arg, wf_reply *reply)
 {
 	memset(reply, 0, sizeof(*reply));
-	char *token = read_token(o);
-	if (o->token_file != NULL && token == NULL) {
-		wf_cli_error("cannot read token file %s: %s", o->token_file,
-			strerror(errno));
+	bool bad;
+	char *token = read_token(o, &bad);
+	if (bad)
 		return WF_EXIT_USAGE;
-	}
 	int code;
 	if (o->data_dir != NULL && o->url == NULL) {
 		// A scheduler serving that dir answers; else read it here.
@@ -196,8 +216,11 @@ wf_cli_call(const wf_client_opts *o, const char *cmd, wf_pack_args_fn pack,
 			read_addr(o->data_dir, addr, sizeof(addr))) {
 			code = call_url(addr, cmd, token, pack, arg, reply,
 				true);
-			if (code != WF_EXIT_UNREACHABLE) {
-				free(token);
+			// A refused token is an answer: the scheduler holds
+			// the dir, so it cannot be read here instead.
+			if (code != WF_EXIT_UNREACHABLE ||
+				reply->status == WF_EAUTH) {
+				wf_auth_wipe_free(token);
 				return code;
 			}
 		}
@@ -209,13 +232,13 @@ wf_cli_call(const wf_client_opts *o, const char *cmd, wf_pack_args_fn pack,
 		if (wf_embed_start(o->data_dir, 0, NULL, &e, err,
 			    sizeof(err)) != WF_EOK) {
 			wf_cli_error("%s", err);
-			free(token);
+			wf_auth_wipe_free(token);
 			return WF_EXIT_FAIL;
 		}
 		code = call_url(wf_embed_url(e), cmd, token, pack, arg, reply,
 			false);
 		wf_embed_stop(e);
-		free(token);
+		wf_auth_wipe_free(token);
 		return code;
 	}
 	const char *url = o->url;
@@ -224,7 +247,7 @@ wf_cli_call(const wf_client_opts *o, const char *cmd, wf_pack_args_fn pack,
 	if (url == NULL || url[0] == '\0')
 		url = WF_DEFAULT_URL;
 	code = call_url(url, cmd, token, pack, arg, reply, false);
-	free(token);
+	wf_auth_wipe_free(token);
 	return code;
 }
 

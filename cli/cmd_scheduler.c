@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "cli/cli.h"
+#include "common/auth.h"
 #include "common/log.h"
 #include "dag/time.h"
 #include "scheduler/sched.h"
@@ -52,6 +53,25 @@ is_local(const char *url)
 		strncmp(host, "[::1]:", 6) == 0;
 }
 
+// read_secrets reads every secret of the token file FILE (NULL: none) into
+// *OUT, warning when others can read it; false (said) when it cannot.
+static bool
+read_secrets(const char *file, char **out)
+{
+	*out = NULL;
+	if (file == NULL)
+		return true;
+	char warn[512], err[512];
+	if (wf_auth_read_file(file, false, out, warn, sizeof(warn), err,
+		    sizeof(err)) != WF_EOK) {
+		wf_cli_error("%s", err);
+		return false;
+	}
+	if (warn[0] != '\0')
+		fprintf(stderr, "weft: warning: %s\n", warn);
+	return true;
+}
+
 int
 wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 {
@@ -60,6 +80,7 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 		OPT_LISTEN,
 		OPT_HTTP,
 		OPT_TOKEN,
+		OPT_WORKER_TOKEN,
 		OPT_INSECURE,
 		OPT_LEASE,
 	};
@@ -68,6 +89,7 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 		{"listen", required_argument, 0, OPT_LISTEN},
 		{"http", required_argument, 0, OPT_HTTP},
 		{"token-file", required_argument, 0, OPT_TOKEN},
+		{"worker-token-file", required_argument, 0, OPT_WORKER_TOKEN},
 		{"insecure", no_argument, 0, OPT_INSECURE},
 		{"lease", required_argument, 0, OPT_LEASE},
 		{"help", no_argument, 0, 'h'},
@@ -75,7 +97,7 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 	};
 	const char *data_dir = wf_default_data_dir();
 	const char *listen = "tcp://127.0.0.1:7070";
-	const char *token_file = NULL;
+	const char *token_file = NULL, *worker_token_file = NULL;
 	bool insecure = false;
 	int64_t lease_ms = 0; // 0: the scheduler's default (15 s)
 	int c;
@@ -101,6 +123,9 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 		case OPT_TOKEN:
 			token_file = optarg;
 			break;
+		case OPT_WORKER_TOKEN:
+			worker_token_file = optarg;
+			break;
 		case OPT_INSECURE:
 			insecure = true;
 			break;
@@ -118,24 +143,28 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 	if (optind < argc)
 		return wf_cli_usage(cmd, "unexpected argument '%s'",
 			argv[optind]);
+	if (worker_token_file != NULL && token_file == NULL)
+		return wf_cli_usage(cmd, "--worker-token-file needs "
+					 "--token-file (the clients' token)");
 	// weft runs commands on workers: anyone who can reach this port can
-	// run anything there. Until tokens are checked, only loopback and
-	// local sockets are served unless the user says --insecure.
-	if (!is_local(listen) && !insecure) {
+	// run anything there. Without a token, only loopback and local
+	// sockets are served unless the user says --insecure.
+	if (!is_local(listen) && !insecure && token_file == NULL) {
 		wf_cli_error("refusing to listen on %s without "
 			     "authentication: anyone who reaches it could run "
-			     "commands on your workers. Listen on 127.0.0.1 "
-			     "or ipc://, or pass --insecure on a trusted "
-			     "network%s",
-			listen,
-			token_file != NULL ? " (token checking is not built "
-					     "yet in this version)"
-					   : "");
+			     "commands on your workers. Give a token "
+			     "(--token-file, see docs/operations.md), listen "
+			     "on 127.0.0.1 or ipc://, or pass --insecure on a "
+			     "trusted network",
+			listen);
 		return WF_EXIT_FAIL;
 	}
-	if (token_file != NULL)
-		fprintf(stderr, "weft: warning: token checking is not built "
-				"yet; --token-file is ignored\n");
+	char *token = NULL, *worker_token = NULL;
+	if (!read_secrets(token_file, &token) ||
+		!read_secrets(worker_token_file, &worker_token)) {
+		wf_auth_wipe_free(token);
+		return WF_EXIT_USAGE;
+	}
 
 	uv_loop_t loop;
 	uv_loop_init(&loop);
@@ -153,9 +182,15 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 			: 0,
 		// A testing aid only (docs/schedules.md): a fake clock.
 		.clock_file = getenv("WEFT_TEST_CLOCK"),
+		.token = token,
+		.worker_token = worker_token,
 	};
 	char err[512];
-	if (wf_sched_open(&so, &d.sched, err, sizeof(err)) != WF_EOK) {
+	wf_err e = wf_sched_open(&so, &d.sched, err, sizeof(err));
+	// The scheduler keeps only keys derived from the secrets.
+	wf_auth_wipe_free(token);
+	wf_auth_wipe_free(worker_token);
+	if (e != WF_EOK) {
 		wf_cli_error("%s", err);
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "cli/cli.h"
+#include "common/auth.h"
 #include "common/log.h"
 #include "dag/time.h"
 #include "worker/worker.h"
@@ -21,7 +22,6 @@
 #define DEFAULT_DRAIN_GRACE_MS 10000
 #define SLOTS_MAX 100000
 #define QUEUES_MAX 64
-#define TOKEN_MAX 4096
 
 enum {
 	OPT_CONNECT = 1000,
@@ -125,28 +125,17 @@ parse_resources(const char *s, wf_wire_resources *r, bool *set_cpus,
 	return ok;
 }
 
-// read_token returns the first line of FILE (malloc'd), or NULL with ERR.
+// read_token returns the first secret of the token file FILE (malloc'd),
+// warning when others can read the file, or NULL with ERR.
 static char *
 read_token(const char *file, char *err, size_t errlen)
 {
-	FILE *f = fopen(file, "r");
-	if (f == NULL) {
-		snprintf(err, errlen, "cannot read token file %s: %s", file,
-			strerror(errno));
+	char *tok = NULL, warn[512];
+	if (wf_auth_read_file(file, true, &tok, warn, sizeof warn, err,
+		    errlen) != WF_EOK)
 		return NULL;
-	}
-	char buf[TOKEN_MAX];
-	char *t = fgets(buf, sizeof buf, f);
-	fclose(f);
-	if (t != NULL)
-		t[strcspn(t, "\r\n")] = '\0';
-	if (t == NULL || t[0] == '\0') {
-		snprintf(err, errlen, "token file %s is empty", file);
-		return NULL;
-	}
-	char *tok = strdup(t);
-	if (tok == NULL)
-		abort();
+	if (warn[0] != '\0')
+		fprintf(stderr, "weft: warning: %s\n", warn);
 	return tok;
 }
 
@@ -302,7 +291,7 @@ wf_cmd_worker(const wf_cmd *cmd, int argc, char **argv)
 	uv_loop_t loop;
 	if (uv_loop_init(&loop) != 0) {
 		wf_cli_error("cannot create the event loop");
-		free(token);
+		wf_auth_wipe_free(token);
 		return WF_EXIT_FAIL;
 	}
 	wf_worker_opts o = {
@@ -319,7 +308,7 @@ wf_cmd_worker(const wf_cmd *cmd, int argc, char **argv)
 	};
 	worker_daemon d = {0};
 	wf_err e = wf_worker_new(&o, &d.w, err, sizeof err);
-	free(token);
+	wf_auth_wipe_free(token);
 	if (e != WF_EOK) {
 		uv_loop_close(&loop);
 		wf_cli_error("%s", err);

@@ -65,16 +65,20 @@ static const wf_cmd commands[] = {
 		wf_cmd_cron},
 	{"scheduler", "run the scheduler daemon",
 		"usage: weft scheduler [--data DIR] [--listen URL] [--http ADDR|none]\n"
-		"                      [--token-file F] [--insecure] [--lease DURATION]\n"
+		"                      [--token-file F] [--worker-token-file F]\n"
+		"                      [--insecure] [--lease DURATION]\n"
 		"\n"
 		"Runs in the foreground until SIGTERM or SIGINT.\n"
 		"\n"
 		"  --data DIR         state directory (default $WEFT_DATA, else ./.weft)\n"
 		"  --listen URL       address for workers and clients (default\n"
-		"                     tcp://127.0.0.1:7070; ipc:// and tls+tcp:// work;\n"
+		"                     tcp://127.0.0.1:7070; ipc:///path works too;\n"
 		"                     port 0 picks a free port, written to DIR/scheduler.addr)\n"
 		"  --http ADDR|none   HTTP status endpoint\n"
-		"  --token-file F     shared secret that clients and workers must prove\n"
+		"  --token-file F     shared secret that clients (and workers, unless\n"
+		"                     --worker-token-file) must prove; one per line,\n"
+		"                     several lines while rotating\n"
+		"  --worker-token-file F  workers' own secret (default: --token-file's)\n"
 		"  --insecure         allow a non-loopback listener without a token\n"
 		"  --lease DURATION   a worker silent this long is lost and its attempts\n"
 		"                     run elsewhere (default 15s; short ones are for tests)\n",

@@ -137,7 +137,7 @@ void
 wf_wire_encode_hello(msgpack_sbuffer *sb, const wf_msg_hello *m)
 {
 	msgpack_packer pk;
-	begin(&pk, sb, WF_MSG_HELLO, HELLO_FIELDS);
+	begin(&pk, sb, WF_MSG_HELLO, HELLO_FIELDS + 1);
 	wf_mp_pack_str(&pk, m->name);
 	msgpack_pack_uint32(&pk, m->slots);
 	pack_strs(&pk, m->queues, m->nqueues);
@@ -145,6 +145,7 @@ wf_wire_encode_hello(msgpack_sbuffer *sb, const wf_msg_hello *m)
 	pack_ids(&pk, m->running, m->nrunning);
 	msgpack_pack_uint64(&pk, m->pid);
 	wf_mp_pack_str(&pk, m->host);
+	wf_wire_pack_auth(&pk, m->auth);
 }
 
 void
@@ -242,6 +243,24 @@ wf_wire_begin_call(msgpack_packer *pk, msgpack_sbuffer *sb, const char *cmd,
 	begin(pk, sb, WF_MSG_CALL, CALL_FIELDS);
 	wf_mp_pack_cstr(pk, cmd != NULL ? cmd : "");
 	wf_mp_pack_cstr(pk, token != NULL ? token : "");
+}
+
+void
+wf_wire_begin_call_auth(msgpack_packer *pk, msgpack_sbuffer *sb,
+	const char *cmd)
+{
+	begin(pk, sb, WF_MSG_CALL, CALL_FIELDS + 1);
+	wf_mp_pack_cstr(pk, cmd != NULL ? cmd : "");
+	wf_mp_pack_cstr(pk, "");
+}
+
+void
+wf_wire_pack_auth(msgpack_packer *pk, wf_str auth)
+{
+	if (auth.len == WF_AUTH_LEN)
+		pack_bin(pk, auth);
+	else
+		msgpack_pack_nil(pk);
 }
 
 void
@@ -611,6 +630,23 @@ dec_hello(dec *d, const msgpack_object *f, wf_msg_hello *h)
 	return WF_EOK;
 }
 
+// dec_auth decodes the optional auth field (HELLO and CALL, after their
+// original fields): absent or nil is none, else exactly WF_AUTH_LEN bytes
+// of bin, borrowed from the buffer (the verifier finds the MAC there).
+static wf_err
+dec_auth(dec *d, const msgpack_object *f, uint32_t have, uint32_t at,
+	wf_str *out)
+{
+	*out = (wf_str){0};
+	if (have <= at || f[at].type == MSGPACK_OBJECT_NIL)
+		return WF_EOK;
+	TRY(get_bin(d, &f[at], "auth", WF_AUTH_LEN, out));
+	if (out->len != WF_AUTH_LEN)
+		return fail_at(d, "auth", "%" PRIu32 " bytes, expected %d",
+			out->len, WF_AUTH_LEN);
+	return WF_EOK;
+}
+
 static wf_err
 dec_welcome(dec *d, const msgpack_object *f, wf_msg_welcome *w)
 {
@@ -808,7 +844,8 @@ dec_msg(dec *d, const msgpack_object *root, wf_msg *m)
 	f += 2;
 	switch (m->type) {
 	case WF_MSG_HELLO:
-		return dec_hello(d, f, &m->u.hello);
+		TRY(dec_hello(d, f, &m->u.hello));
+		return dec_auth(d, f, have, HELLO_FIELDS, &m->u.hello.auth);
 	case WF_MSG_WELCOME:
 		return dec_welcome(d, f, &m->u.welcome);
 	case WF_MSG_SYNC:
@@ -816,7 +853,8 @@ dec_msg(dec *d, const msgpack_object *root, wf_msg *m)
 	case WF_MSG_WORK:
 		return dec_work(d, f, &m->u.work);
 	case WF_MSG_CALL:
-		return dec_call(d, f, &m->u.call);
+		TRY(dec_call(d, f, &m->u.call));
+		return dec_auth(d, f, have, CALL_FIELDS, &m->u.call.auth);
 	case WF_MSG_REPLY:
 		return dec_reply(d, f, &m->u.reply);
 	}

@@ -28,6 +28,9 @@
 #define WF_LOG_CHUNK_MAX (256u << 10) // one log chunk in a SYNC
 #define WF_STR_MAX (1u << 20)       // any one string field
 #define WF_LIST_MAX 100000u         // any one list in a message
+// The auth field of HELLO and CALL (common/auth.h): 8 bytes of time, 8 of
+// nonce, 32 of HMAC-SHA256.
+#define WF_AUTH_LEN 48
 
 typedef enum wf_msg_type {
 	WF_MSG_HELLO = 1,   // worker -> scheduler: who I am, what I offer
@@ -82,6 +85,7 @@ typedef struct wf_msg_hello {
 	uint32_t nrunning;
 	uint64_t pid;
 	wf_str host;
+	wf_str auth; // WF_AUTH_LEN bytes of proof, or len 0: none (last field)
 } wf_msg_hello;
 
 typedef struct wf_msg_welcome {
@@ -167,7 +171,8 @@ typedef struct wf_msg_work {
 typedef struct wf_msg_call {
 	wf_str cmd; // "submit", "trigger", "show", ...
 	msgpack_object args;
-	wf_str token; // client credential (empty when none)
+	wf_str token; // unused, always sent empty (never the secret)
+	wf_str auth;  // WF_AUTH_LEN bytes of proof, or len 0: none
 } wf_msg_call;
 
 // The reply: status (WF_EOK or an error code), a one-line message for
@@ -231,6 +236,13 @@ void wf_wire_encode_work(msgpack_sbuffer *sb, const wf_msg_work *m);
 // must pack exactly one value (the args or body map, or nil).
 void wf_wire_begin_call(msgpack_packer *pk, msgpack_sbuffer *sb,
 	const char *cmd, const char *token);
+// wf_wire_begin_call_auth begins a CALL that ends with an auth field (its
+// token field empty): the caller packs the args, then wf_wire_pack_auth.
+void wf_wire_begin_call_auth(msgpack_packer *pk, msgpack_sbuffer *sb,
+	const char *cmd);
+// wf_wire_pack_auth packs an auth field: AUTH as bin when its len is
+// WF_AUTH_LEN, else nil. As the last field, its bytes end the message.
+void wf_wire_pack_auth(msgpack_packer *pk, wf_str auth);
 void wf_wire_begin_reply(msgpack_packer *pk, msgpack_sbuffer *sb,
 	wf_err status, const char *message);
 

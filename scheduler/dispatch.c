@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/auth.h"
 #include "common/clock.h"
 #include "common/fault.h"
 #include "common/log.h"
@@ -592,7 +593,12 @@ dispatch_hello(wf_sched *s, wf_request *req, const wf_msg_hello *h)
 	free(w->host);
 	w->host = sched_strndup(h->host.ptr, h->host.len);
 	w->pid = h->pid;
-	w->session = (uint64_t)wf_now_ms() << 16 ^ ++s->next_worker_id;
+	// 64 random bits: with a token, the session is what authenticates
+	// this worker's SYNCs (only an authenticated HELLO gets one), so it
+	// must not be guessable. 0 means "never said HELLO".
+	do
+		wf_auth_random(&w->session, sizeof(w->session));
+	while (w->session == 0);
 	w->state = W_READY;
 	w->slots = h->slots > 0 ? h->slots : 1;
 	w->total = h->resources;

@@ -4,6 +4,7 @@
 // before sending the replies that depend on it (write-ahead).
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "common/auth.h"
+#include "common/clock.h"
 #include "common/fault.h"
 #include "common/log.h"
 #include "scheduler/sched_int.h"
@@ -183,6 +186,41 @@ on_call(wf_sched *s, wf_request *req, const wf_msg_call *c)
 		send_early(s, mark, req, call_is(c, read_calls));
 }
 
+// authenticated checks the proof of a HELLO or CALL when the scheduler
+// has a token; a request without a valid one is answered with an AUTH
+// REPLY (a worker gets no WELCOME, so no session and never any work).
+static bool
+authenticated(wf_sched *s, wf_request *req, const wf_msg *m,
+	const void *data, size_t len)
+{
+	bool hello = m->type == WF_MSG_HELLO;
+	if (s->auth == NULL || (!hello && m->type != WF_MSG_CALL))
+		return true;
+	char why[256];
+	wf_err e = wf_auth_check(s->auth, hello ? WF_AUTH_WORKER
+		: WF_AUTH_CLIENT, data, len, hello ? m->u.hello.auth
+		: m->u.call.auth, wf_now_ms(), why, sizeof(why));
+	if (e == WF_EOK)
+		return true;
+	if (hello)
+		wf_log(WF_LOG_WARN, "worker %.*s (%.*s, pid %" PRIu64 ") "
+			"refused: authentication failed: %s",
+			(int)(m->u.hello.name.len > 100 ? 100
+			: m->u.hello.name.len), m->u.hello.name.ptr,
+			(int)(m->u.hello.host.len > 100 ? 100
+			: m->u.hello.host.len), m->u.hello.host.ptr,
+			m->u.hello.pid, why);
+	else
+		wf_log(WF_LOG_WARN, "call %.*s refused: authentication "
+			"failed: %s", (int)(m->u.call.cmd.len > 100 ? 100
+			: m->u.call.cmd.len), m->u.call.cmd.ptr, why);
+	// A worker logs the status's name before the message; a client
+	// prints the message alone.
+	sched_reply_error(s, req, WF_EAUTH, "%s%s", hello ? ""
+		: "authentication failed: ", why);
+	return false;
+}
+
 static void
 on_request(void *arg, wf_request *req, const void *data, size_t len)
 {
@@ -200,6 +238,10 @@ on_request(void *arg, wf_request *req, const void *data, size_t len)
 		wf_log(WF_LOG_WARN, "malformed request dropped: %s", err);
 		sched_reply_error(s, req, de, "%s request: %s",
 			de == WF_EVERSION ? "unsupported" : "malformed", err);
+		return;
+	}
+	if (!authenticated(s, req, &m, data, len)) {
+		wf_msg_free(&m);
 		return;
 	}
 	switch (m.type) {
@@ -330,6 +372,18 @@ wf_sched_open(const wf_sched_opts *opts, wf_sched **out, char *err,
 	s->opts.data_dir = s->data_dir;
 	s->opts.listen_url = s->listen_url;
 	s->opts.token = NULL;
+	s->opts.worker_token = NULL;
+	if (opts->token != NULL) {
+		s->auth = wf_auth_new();
+		if (opts->worker_token != NULL) {
+			wf_auth_add(s->auth, opts->token, WF_AUTH_CLIENT);
+			wf_auth_add(s->auth, opts->worker_token,
+				WF_AUTH_WORKER);
+		} else {
+			wf_auth_add(s->auth, opts->token,
+				WF_AUTH_CLIENT | WF_AUTH_WORKER);
+		}
+	}
 	s->puts_tail = &s->puts;
 	s->replies_tail = &s->replies;
 	wf_err e = store_open(s, err, errlen);
@@ -360,8 +414,11 @@ wf_sched_open(const wf_sched_opts *opts, wf_sched **out, char *err,
 	uv_timer_start(&s->tick, tick_cb, TICK_MS, TICK_MS);
 	schedule_start(s); // its fire_timer is the third handle
 	s->open_handles = 3;
-	wf_log(WF_LOG_INFO, "scheduler listening on %s (data in %s)", s->bound,
-		s->data_dir);
+	wf_log(WF_LOG_INFO, "scheduler listening on %s (data in %s)%s",
+		s->bound, s->data_dir, s->auth == NULL ? ""
+		: opts->worker_token != NULL ? "; clients and workers must "
+		"prove their tokens" : "; clients and workers must prove the "
+		"token");
 	*out = s;
 	return WF_EOK;
 }
@@ -467,5 +524,6 @@ wf_sched_free(wf_sched *s)
 	free(s->data_dir);
 	free(s->listen_url);
 	free(s->clock_file);
+	wf_auth_free(s->auth);
 	free(s);
 }

@@ -17,7 +17,10 @@ typedef struct wf_sched_opts {
 	uv_loop_t *loop;
 	const char *data_dir;   // LMDB, logs, scheduler.addr
 	const char *listen_url; // NNG address; tcp port 0 picks one
-	const char *token;      // shared secret (issue 4), may be NULL
+	// Authentication (common/auth.h): the secrets clients (and, without
+	// worker_token, workers) must prove, one per line; NULL: none asked.
+	const char *token;
+	const char *worker_token; // workers' own secrets; NULL: token's
 	uint32_t lease_ms;      // a worker silent this long is lost (0: 15 s)
 	uint32_t heartbeat_ms;  // what workers are told (0: 1 s)
 	// Create runs at fire times and for backfills as runs end: the

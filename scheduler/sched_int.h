@@ -154,6 +154,7 @@ struct wf_sched {
 	int64_t fake_now;           // its time
 	int64_t sched_last_now;     // the time of the last evaluation
 	bool closing;
+	struct wf_auth *auth; // NULL: no token, nothing is checked
 	void (*close_cb)(void *arg);
 	void *close_arg;
 	int open_handles;

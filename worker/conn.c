@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/auth.h"
 #include "common/clock.h"
 #include "common/fault.h"
 #include "common/log.h"
@@ -284,9 +285,18 @@ send_hello(wf_worker *w)
 		.pid = w->pid,
 		.host = cstr(w->host),
 	};
+	// With a token, HELLO proves it (common/auth.h): the auth field is
+	// encoded last, then sealed in place; the token itself is not sent.
+	uint8_t stamp[WF_AUTH_LEN];
+	if (w->token != NULL) {
+		wf_auth_stamp(stamp, wf_now_ms());
+		h.auth = (wf_str){(const char *)stamp, WF_AUTH_LEN};
+	}
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
 	wf_wire_encode_hello(&sb, &h);
+	if (w->token != NULL)
+		wf_auth_seal(sb.data, sb.size, w->token, WF_AUTH_WORKER);
 	wf_err err = wf_client_call(w->client, sb.data, sb.size,
 		WF_WORKER_CALL_MS, hello_cb, w);
 	msgpack_sbuffer_destroy(&sb);

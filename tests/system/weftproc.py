@@ -82,6 +82,8 @@ class Cluster:
         self.procs = []
         self.sched = None
         self.addr = None
+        # More environment for every CLI call (e.g. WEFT_TOKEN).
+        self.client_env = {}
 
     def start_scheduler(self, listen="tcp://127.0.0.1:0", clock=None,
                         env=None, extra=()):
@@ -125,6 +127,7 @@ class Cluster:
     def weft(self, *args, timeout=60, check=None):
         env = dict(os.environ)
         env["WEFT_SCHEDULER"] = self.addr or ""
+        env.update(self.client_env)
         r = subprocess.run(
             [WEFT_BIN, *map(str, args)],
             capture_output=True, text=True, env=env, timeout=timeout,

@@ -274,6 +274,95 @@ END_TEST
 
 // (The loops below test with plain `if`: every ck_assert costs a write to
 // Check's parent process, which would dominate.)
+// The auth field (common/auth.h) of HELLO and CALL: absent in an older
+// peer's message, nil, or exactly WF_AUTH_LEN bytes of bin borrowed from
+// the buffer, where the verifier finds the MAC.
+START_TEST(auth_field)
+{
+	uint8_t proof[WF_AUTH_LEN];
+	for (int i = 0; i < WF_AUTH_LEN; i++)
+		proof[i] = (uint8_t)(0xa0 + i);
+	wf_str auth = {(const char *)proof, WF_AUTH_LEN};
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	wf_msg m;
+
+	// HELLO with a proof: the proof is the message's last bytes.
+	wf_msg_hello h = {.name = {"w", 1}, .slots = 1, .auth = auth};
+	msgpack_sbuffer_init(&sb);
+	wf_wire_encode_hello(&sb, &h);
+	ck_assert_mem_eq(sb.data + sb.size - WF_AUTH_LEN, proof, WF_AUTH_LEN);
+	decode_ok(sb.data, sb.size, &m);
+	ck_assert_uint_eq(m.u.hello.auth.len, WF_AUTH_LEN);
+	ck_assert_ptr_eq(m.u.hello.auth.ptr, sb.data + sb.size - WF_AUTH_LEN);
+	wf_msg_free(&m);
+	msgpack_sbuffer_destroy(&sb);
+	// Without one: nil.
+	h.auth = (wf_str){0};
+	msgpack_sbuffer_init(&sb);
+	wf_wire_encode_hello(&sb, &h);
+	ck_assert_uint_eq((uint8_t)sb.data[sb.size - 1], 0xc0);
+	decode_ok(sb.data, sb.size, &m);
+	ck_assert_uint_eq(m.u.hello.auth.len, 0);
+	wf_msg_free(&m);
+	msgpack_sbuffer_destroy(&sb);
+
+	// CALL with a proof after its args; its token field stays empty.
+	msgpack_sbuffer_init(&sb);
+	wf_wire_begin_call_auth(&pk, &sb, "submit");
+	msgpack_pack_map(&pk, 1);
+	wf_mp_pack_cstr(&pk, "dag");
+	wf_mp_pack_cstr(&pk, "name: a");
+	wf_wire_pack_auth(&pk, auth);
+	ck_assert_mem_eq(sb.data + sb.size - WF_AUTH_LEN, proof, WF_AUTH_LEN);
+	decode_ok(sb.data, sb.size, &m);
+	ck_assert(str_is(m.u.call.cmd, "submit"));
+	ck_assert_uint_eq(m.u.call.token.len, 0);
+	ck_assert_uint_eq(m.u.call.auth.len, WF_AUTH_LEN);
+	ck_assert_mem_eq(m.u.call.auth.ptr, proof, WF_AUTH_LEN);
+	wf_str dag;
+	ck_assert(wf_mp_get_str(&m.u.call.args, "dag", &dag, NULL));
+	ck_assert(str_is(dag, "name: a"));
+	wf_msg_free(&m);
+	msgpack_sbuffer_destroy(&sb);
+
+	// An older CLI's CALL (three fields): no proof, no error.
+	msgpack_sbuffer_init(&sb);
+	wf_wire_begin_call(&pk, &sb, "ping", "");
+	msgpack_pack_nil(&pk);
+	decode_ok(sb.data, sb.size, &m);
+	ck_assert_uint_eq(m.u.call.auth.len, 0);
+	wf_msg_free(&m);
+	msgpack_sbuffer_destroy(&sb);
+
+	// A proof of the wrong length or type is refused.
+	msgpack_sbuffer_init(&sb);
+	wf_wire_begin_call_auth(&pk, &sb, "ping");
+	msgpack_pack_nil(&pk);
+	msgpack_pack_bin(&pk, WF_AUTH_LEN - 1);
+	msgpack_pack_bin_body(&pk, proof, WF_AUTH_LEN - 1);
+	expect_error(sb.data, sb.size, WF_EPROTO,
+		"call.auth: 47 bytes, expected 48");
+	msgpack_sbuffer_destroy(&sb);
+	msgpack_sbuffer_init(&sb);
+	wf_wire_begin_call_auth(&pk, &sb, "ping");
+	msgpack_pack_nil(&pk);
+	msgpack_pack_bin(&pk, WF_AUTH_LEN + 1);
+	msgpack_pack_bin_body(&pk, proof, WF_AUTH_LEN);
+	msgpack_pack_bin_body(&pk, proof, 1);
+	expect_error(sb.data, sb.size, WF_EPROTO,
+		"call.auth: 49 bytes, more than 48");
+	msgpack_sbuffer_destroy(&sb);
+	msgpack_sbuffer_init(&sb);
+	wf_wire_begin_call_auth(&pk, &sb, "ping");
+	msgpack_pack_nil(&pk);
+	wf_mp_pack_cstr(&pk, "secret");
+	expect_error(sb.data, sb.size, WF_EPROTO,
+		"call.auth: expected binary data");
+	msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
 START_TEST(truncated_at_every_prefix)
 {
 	for (int n = 0; n < SAMPLE_COUNT; n++) {
@@ -563,8 +652,10 @@ START_TEST(error_paths)
 	f[1] = obj_str("welcome");
 	edit_expect(&e, WF_EPROTO, "type: expected an integer");
 
+	// HELLO is encoded with its optional auth field (nil here): without
+	// it and one more field it is short.
 	f = edit_open(&e, 0);
-	e.root.via.array.size--;
+	e.root.via.array.size -= 2;
 	edit_expect(&e, WF_EPROTO, "hello: expected 7 fields, got 6");
 
 	f = edit_open(&e, 2);
@@ -809,6 +900,7 @@ wire_suite(void)
 	tcase_add_test(tc, roundtrip_every_sample);
 	tcase_add_test(tc, roundtrip_values);
 	tcase_add_test(tc, call_reply_and_accessors);
+	tcase_add_test(tc, auth_field);
 	tcase_add_test(tc, truncated_at_every_prefix);
 	tcase_add_test(tc, hostile_huge_array_claim);
 	tcase_add_test(tc, hostile_deep_nesting);
