@@ -986,3 +986,12 @@ wf_mp_get_bool(const msgpack_object *map, const char *key, bool *out,
 	*out = v->via.boolean;
 	return true;
 }
+
+void
+wf_mp_pack_bool(msgpack_packer *pk, bool v)
+{
+	if (v)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}

@@ -265,5 +265,6 @@ bool wf_mp_get_bool(const msgpack_object *map, const char *key, bool *out,
 // msgpack pack helpers for C strings and wf_str.
 void wf_mp_pack_cstr(msgpack_packer *pk, const char *s); // NULL -> nil
 void wf_mp_pack_str(msgpack_packer *pk, wf_str s);
+void wf_mp_pack_bool(msgpack_packer *pk, bool v);
 
 #endif

@@ -251,10 +251,7 @@ call_submit(wf_sched *s, wf_request *req, const wf_msg_call *c)
 			pack_key(&pk, "version");
 			msgpack_pack_uint32(&pk, version);
 			pack_key(&pk, "changed");
-			if (changed)
-				msgpack_pack_true(&pk);
-			else
-				msgpack_pack_false(&pk);
+			wf_mp_pack_bool(&pk, changed);
 			free(name);
 		}
 		sched_reply_sbuf(s, req, &sb);
@@ -318,10 +315,7 @@ call_dags(wf_sched *s, wf_request *req)
 		pack_key(&pk, "timezone");
 		wf_mp_pack_cstr(&pk, d->timezone != NULL ? d->timezone : "UTC");
 		pack_key(&pk, "paused");
-		if (d->paused)
-			msgpack_pack_true(&pk);
-		else
-			msgpack_pack_false(&pk);
+		wf_mp_pack_bool(&pk, d->paused);
 		schedule_pack_next(s, &pk, d); // next_fire_at, next_fire_local
 		char name[300];
 		pack_key(&pk, "last_run_id");
@@ -608,10 +602,7 @@ call_logs(wf_sched *s, wf_request *req, const wf_msg_call *c)
 	pack_key(&pk, "offset");
 	msgpack_pack_int64(&pk, offset + n);
 	pack_key(&pk, "done");
-	if (done)
-		msgpack_pack_true(&pk);
-	else
-		msgpack_pack_false(&pk);
+	wf_mp_pack_bool(&pk, done);
 	free(buf);
 	sched_reply_sbuf(s, req, &sb);
 	release_run(s, run, loaded);

@@ -22,10 +22,7 @@ pack_key(msgpack_packer *pk, const char *k)
 static void
 pack_bool(msgpack_packer *pk, bool v)
 {
-	if (v)
-		msgpack_pack_true(pk);
-	else
-		msgpack_pack_false(pk);
+	wf_mp_pack_bool(pk, v);
 }
 
 static void

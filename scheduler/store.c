@@ -150,10 +150,7 @@ encode_run(msgpack_sbuffer *sb, const wf_run *run)
 	wf_mp_pack_cstr(&pk, "state");
 	msgpack_pack_int(&pk, (int)run->state);
 	wf_mp_pack_cstr(&pk, "cancel");
-	if (run->cancel_requested)
-		msgpack_pack_true(&pk);
-	else
-		msgpack_pack_false(&pk);
+	wf_mp_pack_bool(&pk, run->cancel_requested);
 	wf_mp_pack_cstr(&pk, "logical");
 	msgpack_pack_int64(&pk, run->logical_ms);
 	wf_mp_pack_cstr(&pk, "created");
@@ -206,10 +203,7 @@ store_pack_dag(msgpack_packer *pk, const dag_entry *d)
 	wf_mp_pack_cstr(pk, "version");
 	msgpack_pack_uint32(pk, d->version);
 	wf_mp_pack_cstr(pk, "paused");
-	if (d->paused)
-		msgpack_pack_true(pk);
-	else
-		msgpack_pack_false(pk);
+	wf_mp_pack_bool(pk, d->paused);
 	wf_mp_pack_cstr(pk, "nruns");
 	msgpack_pack_uint32(pk, d->nruns);
 	wf_mp_pack_cstr(pk, "last_run");
