@@ -178,7 +178,17 @@ wf_worker_new(const wf_worker_opts *o, wf_worker **out, char *err,
 		w->name = xstrdup(buf);
 	}
 	w->work_dir = xstrdup(dir);
-	if (o->spool_dir != NULL) {
+	if (o->spool_dir != NULL && o->spool_dir[0] != '/') {
+		// Tasks get paths into the spool ($WEFT_OUTPUT) and may run in
+		// another directory: a relative spool dir would not resolve.
+		char cwd[PATH_MAX];
+		if (getcwd(cwd, sizeof cwd) == NULL)
+			snprintf(cwd, sizeof cwd, ".");
+		size_t n = strlen(cwd) + strlen(o->spool_dir) + 2;
+		w->spool_dir = malloc(n);
+		WF_ASSERT(w->spool_dir != NULL);
+		snprintf(w->spool_dir, n, "%s/%s", cwd, o->spool_dir);
+	} else if (o->spool_dir != NULL) {
 		w->spool_dir = xstrdup(o->spool_dir);
 	} else {
 		char safe[WF_SPOOL_NAME_LEN];
