@@ -431,3 +431,22 @@ tasks:
     out, err = follow.communicate(timeout=30)
     assert follow.returncode == 0, err
     assert out == "first\nsecond\n"
+
+
+def test_weft_run_relative_data_dir_and_workdir(tmp_path):
+    # $WEFT_OUTPUT must resolve from a task's own workdir, also when the
+    # data dir (and so the local worker's spool) was given relative.
+    (tmp_path / "sub").mkdir()
+    dag = write(tmp_path / "wd.yaml", """
+name: wd
+tasks:
+  a:
+    workdir: sub
+    run: pwd > where; echo n=1 >> $WEFT_OUTPUT
+""")
+    r = run_weft("run", dag.name, "--workers", "1", "--data", "state",
+                 "--json", cwd=tmp_path, timeout=60)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["tasks"][0]["outputs"] == {"n": "1"}
+    assert (tmp_path / "sub" / "where").read_text().strip() == str(tmp_path / "sub")
