@@ -689,7 +689,24 @@ struct wf_client {
 	bool closing;
 	void (*close_cb)(void *arg);
 	void *close_arg;
+	int npipes; // connections up (atomic: NNG threads change it)
 };
+
+// pipe_cb counts the client's connections (NNG thread).
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p;
+	wf_client *c = arg;
+	__atomic_add_fetch(&c->npipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1,
+		__ATOMIC_RELAXED);
+}
+
+bool
+wf_client_connected(const wf_client *c)
+{
+	return __atomic_load_n(&c->npipes, __ATOMIC_RELAXED) > 0;
+}
 
 // call_aio_cb runs on an NNG thread: the send went out (start receiving the
 // reply) or the call is over (hand it to the loop).
@@ -837,6 +854,10 @@ wf_client_open(uv_loop_t *loop, const char *url, wf_client **out)
 	}
 	if ((rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
 		     WF_NET_RESEND_MS)) != 0 ||
+		(rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_cb,
+			 c)) != 0 ||
+		(rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_cb,
+			 c)) != 0 ||
 		(rv = dialer_open(c->sock, url, &c->dialer)) != 0) {
 		must(rv);
 		nng_close(c->sock);

@@ -9,6 +9,7 @@
 #ifndef WF_COMMON_NET_H
 #define WF_COMMON_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -96,6 +97,10 @@ wf_err wf_client_open(uv_loop_t *loop, const char *url, wf_client **out)
 // wf_client_close, WF_ETOOBIG when LEN > WF_MSG_MAX.
 wf_err wf_client_call(wf_client *c, const void *data, size_t len,
 	int32_t timeout_ms, wf_reply_cb cb, void *arg) WF_MUST_CHECK;
+
+// wf_client_connected tells whether a connection to the peer is up now (a
+// peer that is gone, as opposed to one that is silent). Any thread.
+bool wf_client_connected(const wf_client *c);
 
 // wf_client_close aborts outstanding calls (their callbacks run with
 // WF_ECLOSED, on the loop, after this returns) and frees the client; CB

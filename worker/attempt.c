@@ -224,6 +224,7 @@ wf_attempt_free(wf_attempt *a)
 	free(a->out_keys);
 	free(a->out_values);
 	free(a->error);
+	free(a->kill_why);
 	free(a);
 }
 
@@ -374,7 +375,8 @@ proc_done_cb(wf_proc *p, const wf_exec_result *r, void *arg)
 			a->error = xstrdup("cancelled");
 		} else {
 			a->kind = WF_RESULT_LOST;
-			a->error = a->drain_killed
+			a->error = a->kill_why != NULL ? xstrdup(a->kill_why)
+				: a->drain_killed
 				? xprintf("handed back: the worker %s was "
 					"drained", w->name)
 				: xprintf("killed by the worker %s", w->name);
@@ -660,4 +662,20 @@ wf_attempt_kill_all(wf_worker *w)
 		a->drain_killed = true;
 		wf_proc_kill(a->proc);
 	}
+}
+
+uint32_t
+wf_attempt_kill_lost(wf_worker *w, const char *why)
+{
+	uint32_t n = 0;
+	for (wf_attempt *a = w->attempts; a != NULL; a = a->next) {
+		if (a->state != ATTEMPT_RUNNING || a->proc == NULL ||
+			a->cancel_requested || a->drain_killed ||
+			a->kill_why != NULL)
+			continue;
+		a->kill_why = xstrdup(why);
+		wf_proc_kill(a->proc);
+		n++;
+	}
+	return n;
 }

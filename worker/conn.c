@@ -189,6 +189,106 @@ work_empty(const wf_msg_work *work)
 		work->nlog_acks == 0 && !work->rehello;
 }
 
+// --- the lease -------------------------------------------------------------
+
+// How long the worker goes without a renewal before it kills what runs:
+// a little less than the lease, so that it stops before the scheduler
+// (which counts from when our last message arrived) runs the attempts
+// elsewhere.
+static int64_t
+lease_limit(const wf_worker *w)
+{
+	return (int64_t)w->lease_ms * 4 / 5;
+}
+
+static void lease_timer_cb(uv_timer_t *t);
+
+static void
+lease_arm(wf_worker *w, int64_t at)
+{
+	int64_t now = wf_mono_ms();
+	w->lease_due_ms = at;
+	uv_timer_start(&w->lease_timer, lease_timer_cb,
+		at > now ? (uint64_t)(at - now) : 0, 0);
+}
+
+// lease_renew: the scheduler answered a call sent at SENT_MS (monotonic)
+// and held it as a message of the current session.
+static void
+lease_renew(wf_worker *w, int64_t sent_ms)
+{
+	if (w->lease_ms == 0 || w->state >= W_CLOSING)
+		return;
+	if (sent_ms > w->lease_renewed_ms)
+		w->lease_renewed_ms = sent_ms;
+	int64_t due = w->lease_renewed_ms + lease_limit(w);
+	// An answer to a call sent long ago (before a stall) renews nothing
+	// that is still valid: the timer, or its grace, decides.
+	if (due <= wf_mono_ms())
+		return;
+	w->lease_grace_ms = 0;
+	lease_arm(w, due);
+}
+
+static void
+lease_timer_cb(uv_timer_t *t)
+{
+	wf_worker *w = t->data;
+	if (w->state >= W_CLOSING || w->nrunning == 0)
+		return;
+	int64_t now = wf_mono_ms();
+	int64_t silent = now - w->lease_renewed_ms;
+	if (silent < lease_limit(w)) {
+		lease_arm(w, w->lease_renewed_ms + lease_limit(w));
+		return;
+	}
+	// A timer that fires much later than it should means that the
+	// worker itself did not run (the process was stopped, the machine
+	// paused): time it spent frozen is not time the scheduler failed to
+	// answer. It gets two heartbeats and a bit to ask first; a scheduler
+	// that declared it lost meanwhile cancels its attempts itself.
+	int64_t late = now - w->lease_due_ms;
+	int64_t stall = w->lease_ms / 10 > 50 ? w->lease_ms / 10 : 50;
+	if (w->lease_grace_ms == 0 && late > stall) {
+		w->lease_grace_ms = now + 2 * (int64_t)w->heartbeat_ms +
+			w->lease_ms / 5;
+		wf_log(WF_LOG_INFO, "worker %s: stalled for %" PRId64 " ms; "
+			"asking the scheduler before the lease runs out",
+			w->name, late);
+		lease_arm(w, w->lease_grace_ms);
+		return;
+	}
+	if (w->lease_grace_ms != 0 && now < w->lease_grace_ms) {
+		lease_arm(w, w->lease_grace_ms);
+		return;
+	}
+	// A scheduler that is gone (no connection) re-dispatches nothing:
+	// when it comes back it takes these attempts back from our HELLO.
+	// Only one that is still connected but silent (a cut link, a frozen
+	// scheduler) may already be running copies elsewhere.
+	if (!wf_client_connected(w->client)) {
+		if (!w->lease_gone_logged)
+			wf_log(WF_LOG_WARN, "worker %s: the scheduler at %s is "
+				"gone; %" PRIu32 " attempts keep running until it "
+				"is back", w->name, w->url, w->nrunning);
+		w->lease_gone_logged = true;
+		lease_arm(w, now + (int64_t)w->heartbeat_ms);
+		return;
+	}
+	w->lease_gone_logged = false;
+	w->lease_grace_ms = 0;
+	char took[32], why[256];
+	wf_duration_text(silent, took, sizeof took);
+	snprintf(why, sizeof why, "lease lost: no word from the scheduler "
+		"for %s; stopped so a copy elsewhere is not raced", took);
+	uint32_t n = wf_attempt_kill_lost(w, why);
+	if (n > 0)
+		wf_log(WF_LOG_WARN, "worker %s: no word from the scheduler at "
+			"%s for %s (lease %" PRIu32 " ms): stopping %" PRIu32
+			" running attempts so that copies run elsewhere are "
+			"not raced", w->name, w->url, took, w->lease_ms, n);
+}
+
 // --- HELLO ------------------------------------------------------------------
 
 static void
@@ -220,12 +320,17 @@ welcome(wf_worker *w, const wf_msg_welcome *m)
 	w->heartbeat_ms = w->heartbeat_opt > 0 ? w->heartbeat_opt
 		: m->heartbeat_ms > 0 ? m->heartbeat_ms
 		: WF_WORKER_DEFAULT_HEARTBEAT_MS;
+	// A poll renews the lease only once answered, a heartbeat later: at
+	// most a quarter of the lease keeps a healthy worker well inside it.
+	if (w->lease_ms >= 4 && w->heartbeat_ms > w->lease_ms / 4)
+		w->heartbeat_ms = w->lease_ms / 4;
 	w->state = W_READY;
 	w->ever_connected = true;
 	w->link = LINK_OK;
 	w->hello_backoff_ms = w->poll_backoff_ms = w->report_backoff_ms = 0;
 	w->report_not_before = 0;
 	uv_timer_stop(&w->poll_timer);
+	lease_renew(w, w->hello_sent_ms);
 	// A poll of the old session may never be answered (a scheduler drops
 	// held polls on HELLO): poll afresh now.
 	if (w->poll_inflight && w->poll_session != w->session)
@@ -297,6 +402,7 @@ send_hello(wf_worker *w)
 	wf_wire_encode_hello(&sb, &h);
 	if (w->token != NULL)
 		wf_auth_seal(sb.data, sb.size, w->token, WF_AUTH_WORKER);
+	w->hello_sent_ms = wf_mono_ms();
 	wf_err err = wf_client_call(w->client, sb.data, sb.size,
 		WF_WORKER_CALL_MS, hello_cb, w);
 	msgpack_sbuffer_destroy(&sb);
@@ -384,6 +490,8 @@ poll_cb(void *arg, wf_err err, const void *data, size_t len)
 		return;
 	}
 	set_link(w, LINK_OK, NULL);
+	if (!msg.u.work.rehello && c.session == w->session)
+		lease_renew(w, c.sent_ms);
 	if (c.draining && !msg.u.work.rehello && c.session == w->session)
 		w->drain_announced = true;
 	bool empty = work_empty(&msg.u.work);
@@ -620,6 +728,8 @@ report_cb(void *arg, wf_err err, const void *data, size_t len)
 		return;
 	}
 	set_link(w, LINK_OK, NULL);
+	if (!msg.u.work.rehello && w->report_session == w->session)
+		lease_renew(w, w->report_sent_ms);
 	if (w->report_draining && !msg.u.work.rehello)
 		w->drain_announced = true;
 	uint64_t before = w->progress;
@@ -659,6 +769,7 @@ send_report(wf_worker *w)
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
 	wf_wire_encode_sync(&sb, &r.m);
+	w->report_sent_ms = wf_mono_ms();
 	wf_err err = wf_client_call(w->client, sb.data, sb.size,
 		WF_WORKER_CALL_MS, report_cb, w);
 	msgpack_sbuffer_destroy(&sb);

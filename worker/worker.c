@@ -279,7 +279,7 @@ wf_worker_start(wf_worker *w)
 		return err;
 	}
 	uv_timer_t *timers[] = {&w->hello_timer, &w->poll_timer,
-		&w->tick_timer, &w->drain_timer, &w->db_timer};
+		&w->tick_timer, &w->drain_timer, &w->db_timer, &w->lease_timer};
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
 		WF_ASSERT(uv_timer_init(w->loop, timers[i]) == 0);
 		timers[i]->data = w;
@@ -371,7 +371,7 @@ close_all(wf_worker *w)
 		}
 	}
 	uv_timer_t *timers[] = {&w->hello_timer, &w->poll_timer,
-		&w->tick_timer, &w->drain_timer, &w->db_timer};
+		&w->tick_timer, &w->drain_timer, &w->db_timer, &w->lease_timer};
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
 		uv_timer_stop(timers[i]);
 		uv_close((uv_handle_t *)timers[i], handle_closed_cb);

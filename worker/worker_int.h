@@ -55,6 +55,7 @@ typedef struct wf_attempt {
 	uint32_t ngpus;
 	bool cancel_requested;      // the scheduler said cancel
 	bool drain_killed;          // drain grace ran out
+	char *kill_why;             // killed for this reason (LOST), or NULL
 
 	// The result, owned. The scheduler counts an attempt as a success
 	// only when kind == EXITED, exit_code == 0 and error is empty: a
@@ -124,6 +125,17 @@ struct wf_worker {
 	uint64_t worker_id, session;
 	uint32_t lease_ms, heartbeat_ms;
 
+	// The lease (conn.c). The scheduler renews it whenever a message of
+	// ours arrives; we learn of that only from its answer, so a renewal
+	// counts from when the answered call was sent. Past 4/5 of the lease
+	// without one, the running attempts are killed: the scheduler is
+	// about to run them elsewhere.
+	int64_t lease_renewed_ms; // monotonic: the last answered call was sent
+	int64_t lease_due_ms;     // monotonic: when the lease timer should fire
+	int64_t lease_grace_ms;   // monotonic: end of the grace after a stall
+	bool lease_gone_logged; // said that the scheduler is gone
+	int64_t hello_sent_ms, report_sent_ms; // monotonic
+
 	// The three calls, at most one of each in flight. A reply to a call
 	// sent under an older session may still carry assignments, cancels
 	// and acks (all applied), but its rehello is out of date.
@@ -138,6 +150,7 @@ struct wf_worker {
 	int link;                 // how the last call went (logged on change)
 
 	uv_timer_t hello_timer, poll_timer, tick_timer, drain_timer, db_timer;
+	uv_timer_t lease_timer;
 	unsigned open_handles;    // closed in wf_worker close, then done
 
 	wf_attempt *attempts;     // newest first
@@ -193,6 +206,9 @@ wf_attempt *wf_attempt_find(wf_worker *w, wf_attempt_id id);
 void wf_attempt_cancel(wf_worker *w, wf_attempt_id id);
 // wf_attempt_kill_all kills every running attempt for the drain (LOST).
 void wf_attempt_kill_all(wf_worker *w);
+// wf_attempt_kill_lost kills every running attempt not already being
+// stopped; their results are LOST with error WHY (copied). Returns how many.
+uint32_t wf_attempt_kill_lost(wf_worker *w, const char *why);
 // wf_attempt_try_finish deletes A's files and frees it once the scheduler
 // has acknowledged both its result and its whole log. True if freed.
 bool wf_attempt_try_finish(wf_attempt *a);

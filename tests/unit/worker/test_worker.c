@@ -81,6 +81,11 @@ typedef struct fake {
 	wf_attempt_id running[MAXA];
 	uint32_t nrunning;
 	bool closed;
+	uint32_t lease_ms;     // granted in WELCOME (0: 5 s)
+	bool mute;             // hold every request unanswered (a partition)
+	wf_request *muted[MAXA];
+	bool muted_sync[MAXA];
+	uint32_t nmuted;
 } fake;
 
 static seen *
@@ -308,7 +313,11 @@ fake_cb(void *arg, wf_request *req, const void *data, size_t len)
 	char err[256];
 	ck_assert_msg(wf_wire_decode(data, len, &msg, err, sizeof err) == WF_EOK,
 		"worker sent a bad message: %s", err);
-	if (msg.type == WF_MSG_HELLO) {
+	if (f->mute) {
+		ck_assert_uint_lt(f->nmuted, MAXA);
+		f->muted_sync[f->nmuted] = msg.type == WF_MSG_SYNC;
+		f->muted[f->nmuted++] = req;
+	} else if (msg.type == WF_MSG_HELLO) {
 		const wf_msg_hello *h = &msg.u.hello;
 		f->nhello++;
 		// As the real scheduler does: a new session drops the held
@@ -326,7 +335,8 @@ fake_cb(void *arg, wf_request *req, const void *data, size_t len)
 				f->hello_nrunning * sizeof *h->running);
 		f->session++;
 		wf_msg_welcome wm = {.worker_id = 7, .session = f->session,
-			.lease_ms = 5000, .heartbeat_ms = 1000};
+			.lease_ms = f->lease_ms > 0 ? f->lease_ms : 5000,
+			.heartbeat_ms = 1000};
 		msgpack_sbuffer sb;
 		msgpack_sbuffer_init(&sb);
 		wf_wire_encode_welcome(&sb, &wm);
@@ -366,6 +376,7 @@ static void
 fake_close(fake *f)
 {
 	f->held = NULL;
+	f->nmuted = 0;
 	uv_timer_stop(&f->held_timer);
 	bool done = false;
 	wf_server_close(f->srv, closed_cb, &done);
@@ -374,6 +385,37 @@ fake_close(fake *f)
 		uv_run(f->loop, UV_RUN_ONCE);
 	f->closed = true;
 	f->session += 1000;
+}
+
+// fake_mute makes the scheduler unreachable without closing anything: no
+// request gets an answer (the held poll neither) until fake_unmute.
+static void
+fake_mute(fake *f)
+{
+	f->mute = true;
+	if (f->held != NULL) {
+		uv_timer_stop(&f->held_timer);
+		f->muted_sync[f->nmuted] = true;
+		f->muted[f->nmuted++] = f->held;
+		f->held = NULL;
+	}
+}
+
+// fake_unmute ends the partition as a scheduler that declared the worker
+// lost meanwhile: its session no longer counts, the SYNCs it held are
+// answered with "say HELLO again".
+static void
+fake_unmute(fake *f)
+{
+	f->mute = false;
+	f->session += 1000;
+	for (uint32_t i = 0; i < f->nmuted; i++) {
+		if (f->muted_sync[i])
+			reply_work(f, f->muted[i], NULL, true, false);
+		else
+			wf_request_drop(f->muted[i]);
+	}
+	f->nmuted = 0;
 }
 
 // --- the test fixture ----------------------------------------------------------
@@ -1019,6 +1061,129 @@ START_TEST(test_slots_and_gpus)
 }
 END_TEST
 
+// --- the lease -------------------------------------------------------------
+static bool
+attempt_ended(void)
+{
+	wf_attempt *a = wf_attempt_find(W, want_id);
+	return a != NULL && a->state == ATTEMPT_ENDED;
+}
+
+static pid_t
+pid_in(const char *name)
+{
+	char path[400];
+	snprintf(path, sizeof path, "%s/%s", tmp, name);
+	FILE *fp = fopen(path, "r");
+	ck_assert_ptr_nonnull(fp);
+	int pid = 0;
+	ck_assert_int_eq(fscanf(fp, "%d", &pid), 1);
+	fclose(fp);
+	ck_assert_int_gt(pid, 1);
+	return (pid_t)pid;
+}
+
+START_TEST(test_lease_lost_kills)
+{
+	F.lease_ms = 1000;
+	start_worker(2, 0, 0);
+	spec s = {.id = aid(1, 1), .task = "long",
+		.shell = "echo $$ > lease.pid; exec sleep 30"};
+	queue(&s);
+	want_id = s.id;
+	ck_assert(run_until(is_running, 5000));
+	// The 300 ms heartbeat is cut to a quarter of the lease.
+	ck_assert_uint_eq(W->heartbeat_ms, 250);
+	// Answered polls renew the lease: long past it, the attempt runs.
+	run_for(2500);
+	ck_assert(!attempt_ended());
+	pid_t pid = pid_in("lease.pid");
+	ck_assert_int_eq(kill(pid, 0), 0);
+	// A partition: nothing the worker sends is answered any more. It
+	// kills the attempt before the lease is over (4/5 of it, counted
+	// from the last call that was answered).
+	fake_mute(&F);
+	int64_t t0 = wf_mono_ms();
+	ck_assert(run_until(attempt_ended, 3000));
+	int64_t took = wf_mono_ms() - t0;
+	ck_assert_int_lt(took, 1000);
+	ck_assert_int_ge(took, 150);
+	ck_assert_int_eq(kill(pid, 0), -1);
+	ck_assert_int_eq(errno, ESRCH);
+	seen *r = seen_find(&F, s.id);
+	ck_assert(r == NULL || r->nresults == 0);
+	// The scheduler is back, having declared the worker lost: the
+	// worker says HELLO again and reports the result through the usual
+	// path.
+	int hellos = F.nhello;
+	fake_unmute(&F);
+	r = wait_result(s.id, 5000);
+	ck_assert_int_gt(F.nhello, hellos);
+	ck_assert_int_eq(r->kind, WF_RESULT_LOST);
+	const char *want = "lease lost: no word from the scheduler for ";
+	ck_assert_msg(strncmp(r->error, want, strlen(want)) == 0,
+		"error: %s", r->error);
+	ck_assert_ptr_nonnull(strstr(r->error, "; stopped so a copy "
+		"elsewhere is not raced"));
+	ck_assert(run_until(spool_empty, 5000));
+}
+END_TEST
+
+START_TEST(test_lease_kept_while_scheduler_is_gone)
+{
+	F.lease_ms = 1000;
+	start_worker(2, 0, 0);
+	spec s = {.id = aid(1, 1), .task = "long",
+		.shell = "echo $$ > gone.pid; exec sleep 30"};
+	queue(&s);
+	want_id = s.id;
+	ck_assert(run_until(is_running, 5000));
+	run_for(300);
+	pid_t pid = pid_in("gone.pid");
+	// The scheduler process is gone (its connection closed, as when it
+	// crashes or restarts): nobody can run a copy, and a scheduler that
+	// comes back takes the attempt back from the worker's HELLO. So the
+	// attempt runs on, well past the lease.
+	fake_close(&F);
+	run_for(2500);
+	ck_assert(!attempt_ended());
+	ck_assert_int_eq(kill(pid, 0), 0);
+	// It is back: the worker says HELLO listing the attempt, still
+	// running.
+	int hellos = F.nhello;
+	fake_open(&F);
+	int64_t end = wf_mono_ms() + 5000;
+	while (F.nhello == hellos && wf_mono_ms() < end)
+		run_for(50);
+	ck_assert_int_gt(F.nhello, hellos);
+	ck_assert(is_running());
+	ck_assert_int_eq(kill(pid, 0), 0);
+}
+END_TEST
+
+START_TEST(test_lease_stall_asks_first)
+{
+	F.lease_ms = 1000;
+	start_worker(2, 0, 0);
+	spec s = {.id = aid(1, 1), .task = "long", .shell = "sleep 30"};
+	queue(&s);
+	want_id = s.id;
+	ck_assert(run_until(is_running, 5000));
+	run_for(500);
+	// The loop stops for longer than the lease (as in a stopped process;
+	// the scheduler here stops with it, so it still counts the worker).
+	// The overdue lease is not taken for silence: the worker asks
+	// first, the answer renews the lease, and the attempt keeps running.
+	usleep(1500 * 1000);
+	run_for(1500);
+	wf_attempt *a = wf_attempt_find(W, s.id);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_null(a->kill_why);
+	ck_assert(!attempt_ended());
+	ck_assert(is_running());
+}
+END_TEST
+
 // --- the spool database: results across worker restarts -----------------------
 
 // fork_worker starts worker "w1" on the test's spool dir in a child process
@@ -1428,6 +1593,9 @@ suite(void)
 	tcase_add_test(tc, test_two_workers_one_spool);
 	tcase_add_test(tc, test_spool_db_failing_holds);
 	tcase_add_test(tc, test_spool_commit_cost);
+	tcase_add_test(tc, test_lease_lost_kills);
+	tcase_add_test(tc, test_lease_kept_while_scheduler_is_gone);
+	tcase_add_test(tc, test_lease_stall_asks_first);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("restart");
 	tcase_set_timeout(tc, 30);
