@@ -156,10 +156,6 @@ arg_str(const wf_msg_call *c, const char *key, char *buf, size_t len)
 static void
 call_submit(wf_sched *s, wf_request *req, const wf_msg_call *c)
 {
-	if (s->store_failed) {
-		sched_reply_error(s, req, WF_ENOSPACE, "%s", s->store_error);
-		return;
-	}
 	const msgpack_object *files;
 	if (!wf_mp_map_get(&c->args, "files", &files) ||
 		files->type != MSGPACK_OBJECT_ARRAY ||
@@ -335,10 +331,6 @@ call_dags(wf_sched *s, wf_request *req)
 static void
 call_trigger(wf_sched *s, wf_request *req, const wf_msg_call *c)
 {
-	if (s->store_failed) {
-		sched_reply_error(s, req, WF_ENOSPACE, "%s", s->store_error);
-		return;
-	}
 	char name[256];
 	if (!arg_str(c, "dag", name, sizeof(name))) {
 		sched_reply_error(s, req, WF_EINVAL, "trigger: no DAG named");
@@ -646,10 +638,6 @@ call_cancel(wf_sched *s, wf_request *req, const wf_msg_call *c)
 static void
 call_retry(wf_sched *s, wf_request *req, const wf_msg_call *c)
 {
-	if (s->store_failed) {
-		sched_reply_error(s, req, WF_ENOSPACE, "%s", s->store_error);
-		return;
-	}
 	bool loaded;
 	wf_run *run = run_arg(s, req, c, &loaded);
 	if (run == NULL)

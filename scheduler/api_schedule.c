@@ -137,10 +137,6 @@ add_range(dag_entry *d, int64_t a, int64_t b)
 static void
 call_backfill(wf_sched *s, wf_request *req, const wf_msg_call *c)
 {
-	if (s->store_failed) {
-		sched_reply_error(s, req, WF_ENOSPACE, "%s", s->store_error);
-		return;
-	}
 	dag_entry *d = dag_arg(s, req, c, "backfill");
 	if (d == NULL)
 		return;

@@ -177,7 +177,15 @@ on_call(wf_sched *s, wf_request *req, const wf_msg_call *c)
 {
 	deferred **mark = s->replies_tail;
 	char why[512];
-	bool full = call_is(c, work_calls) && disk_full(s, why, sizeof(why));
+	// Calls that create work are refused in one place while the disk is
+	// full or commits fail: nothing they would start could be recorded.
+	bool full = false;
+	if (call_is(c, work_calls) && s->store_failed) {
+		snprintf(why, sizeof(why), "%s", s->store_error);
+		full = true;
+	} else if (call_is(c, work_calls)) {
+		full = disk_full(s, why, sizeof(why));
+	}
 	if (full)
 		sched_reply_error(s, req, WF_ENOSPACE, "%s", why);
 	else
