@@ -140,16 +140,6 @@ release_run(wf_sched *s, wf_run *run, bool loaded)
 	registry_put(s, dv);
 }
 
-static bool
-arg_str(const wf_msg_call *c, const char *key, char *buf, size_t len)
-{
-	wf_str v;
-	if (!wf_mp_get_str(&c->args, key, &v, NULL) || v.len >= len)
-		return false;
-	memcpy(buf, v.ptr, v.len);
-	buf[v.len] = '\0';
-	return true;
-}
 
 // --- the calls -------------------------------------------------------------------------
 
@@ -332,7 +322,7 @@ static void
 call_trigger(wf_sched *s, wf_request *req, const wf_msg_call *c)
 {
 	char name[256];
-	if (!arg_str(c, "dag", name, sizeof(name))) {
+	if (!sched_arg_str(c, "dag", name, sizeof(name))) {
 		sched_reply_error(s, req, WF_EINVAL, "trigger: no DAG named");
 		return;
 	}
@@ -343,33 +333,15 @@ call_trigger(wf_sched *s, wf_request *req, const wf_msg_call *c)
 			"submit FILE'", name);
 		return;
 	}
-	const msgpack_object *po;
-	wf_kv *params = NULL;
-	uint32_t np = 0;
-	if (wf_mp_map_get(&c->args, "params", &po) &&
-		po->type == MSGPACK_OBJECT_MAP) {
-		params = sched_calloc(po->via.map.size, sizeof(*params));
-		for (uint32_t k = 0; k < po->via.map.size; k++) {
-			const msgpack_object_kv *kv = &po->via.map.ptr[k];
-			if (kv->key.type != MSGPACK_OBJECT_STR ||
-				kv->val.type != MSGPACK_OBJECT_STR)
-				continue;
-			params[np].key = sched_strndup(kv->key.via.str.ptr,
-				kv->key.via.str.size);
-			params[np].value = sched_strndup(kv->val.via.str.ptr,
-				kv->val.via.str.size);
-			np++;
-		}
-	}
+	const msgpack_object *po = NULL;
+	wf_mp_map_get(&c->args, "params", &po);
+	uint32_t np;
+	wf_kv *params = sched_params_from(po, NULL, &np);
 	wf_run *run;
 	char err[512];
 	wf_err e = runs_create(s, d, params, np, wf_now_ms(), &run, err,
 		sizeof(err));
-	for (uint32_t k = 0; k < np; k++) {
-		free((char *)params[k].key);
-		free((char *)params[k].value);
-	}
-	free(params);
+	sched_params_free(params, np);
 	if (e != WF_EOK) {
 		sched_reply_error(s, req, e, "%s", err);
 		return;
@@ -435,9 +407,9 @@ static void
 call_runs(wf_sched *s, wf_request *req, const wf_msg_call *c)
 {
 	runs_ctx ctx = {.s = s, .state = -1, .limit = 100};
-	arg_str(c, "dag", ctx.dag, sizeof(ctx.dag));
+	sched_arg_str(c, "dag", ctx.dag, sizeof(ctx.dag));
 	char st[32];
-	if (arg_str(c, "state", st, sizeof(st))) {
+	if (sched_arg_str(c, "state", st, sizeof(st))) {
 		ctx.state = wf_run_state_parse(st);
 		if (ctx.state < 0) {
 			sched_reply_error(s, req, WF_EINVAL,
@@ -533,7 +505,7 @@ call_logs(wf_sched *s, wf_request *req, const wf_msg_call *c)
 	if (run == NULL)
 		return;
 	char task[1024];
-	if (!arg_str(c, "task", task, sizeof(task))) {
+	if (!sched_arg_str(c, "task", task, sizeof(task))) {
 		sched_reply_error(s, req, WF_EINVAL, "logs: no task named");
 		release_run(s, run, loaded);
 		return;

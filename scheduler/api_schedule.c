@@ -35,23 +35,13 @@ pack_time_or_nil(msgpack_packer *pk, int64_t ms, bool valid)
 		msgpack_pack_nil(pk);
 }
 
-static bool
-arg_str(const wf_msg_call *c, const char *key, char *buf, size_t len)
-{
-	wf_str v;
-	if (!wf_mp_get_str(&c->args, key, &v, NULL) || v.len >= len)
-		return false;
-	memcpy(buf, v.ptr, v.len);
-	buf[v.len] = '\0';
-	return true;
-}
 
 // dag_arg finds the DAG the call names, or replies with why not.
 static dag_entry *
 dag_arg(wf_sched *s, wf_request *req, const wf_msg_call *c, const char *cmd)
 {
 	char name[256];
-	if (!arg_str(c, "dag", name, sizeof(name))) {
+	if (!sched_arg_str(c, "dag", name, sizeof(name))) {
 		sched_reply_error(s, req, WF_EINVAL, "%s: no DAG named", cmd);
 		return NULL;
 	}
@@ -141,8 +131,8 @@ call_backfill(wf_sched *s, wf_request *req, const wf_msg_call *c)
 	if (d == NULL)
 		return;
 	char from_s[128], to_s[128], err[256];
-	if (!arg_str(c, "from", from_s, sizeof(from_s)) ||
-		!arg_str(c, "to", to_s, sizeof(to_s))) {
+	if (!sched_arg_str(c, "from", from_s, sizeof(from_s)) ||
+		!sched_arg_str(c, "to", to_s, sizeof(to_s))) {
 		sched_reply_error(s, req, WF_EINVAL,
 			"backfill: --from and --to are both needed");
 		return;

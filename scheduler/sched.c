@@ -68,6 +68,53 @@ sched_realloc(void *p, size_t n, size_t size)
 	return p;
 }
 
+wf_kv *
+sched_params_from(const msgpack_object *map, const wf_dag *dag, uint32_t *n)
+{
+	*n = 0;
+	if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
+		return NULL;
+	wf_kv *v = sched_calloc(map->via.map.size, sizeof(*v));
+	for (uint32_t k = 0; k < map->via.map.size; k++) {
+		const msgpack_object_kv *kv = &map->via.map.ptr[k];
+		if (kv->key.type != MSGPACK_OBJECT_STR ||
+			kv->val.type != MSGPACK_OBJECT_STR)
+			continue;
+		char *key = sched_strndup(kv->key.via.str.ptr,
+			kv->key.via.str.size);
+		if (dag != NULL && wf_dag_param(dag, key) < 0) {
+			free(key);
+			continue;
+		}
+		v[*n].key = key;
+		v[*n].value = sched_strndup(kv->val.via.str.ptr,
+			kv->val.via.str.size);
+		(*n)++;
+	}
+	return v;
+}
+
+void
+sched_params_free(wf_kv *v, uint32_t n)
+{
+	for (uint32_t k = 0; k < n; k++) {
+		free((char *)v[k].key);
+		free((char *)v[k].value);
+	}
+	free(v);
+}
+
+bool
+sched_arg_str(const wf_msg_call *c, const char *key, char *buf, size_t len)
+{
+	wf_str v;
+	if (!wf_mp_get_str(&c->args, key, &v, NULL) || v.len >= len)
+		return false;
+	memcpy(buf, v.ptr, v.len);
+	buf[v.len] = '\0';
+	return true;
+}
+
 void
 sched_defer(wf_sched *s, wf_request *req, char *data, size_t len)
 {

@@ -361,6 +361,16 @@ uint64_t logs_append(wf_sched *s, const char *run, const char *task,
 	uint32_t attempt, uint64_t offset, const char *data, size_t len);
 
 // Helpers.
+// sched_params_from copies the string pairs of the msgpack map MAP (NULL or
+// not a map: none), keeping only params DAG declares when DAG is not NULL;
+// free with sched_params_free.
+wf_kv *sched_params_from(const msgpack_object *map, const wf_dag *dag,
+	uint32_t *n);
+void sched_params_free(wf_kv *v, uint32_t n);
+// sched_arg_str copies the string argument KEY of a call into BUF; false
+// when it is missing, not a string, or does not fit.
+bool sched_arg_str(const wf_msg_call *c, const char *key, char *buf,
+	size_t len);
 char *sched_strdup(const char *s);
 char *sched_strndup(const char *s, size_t n);
 void *sched_calloc(size_t n, size_t size);

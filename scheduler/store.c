@@ -559,39 +559,17 @@ load_run(wf_sched *s, wf_db_txn *txn, uint64_t serial, wf_run **out)
 		return WF_EPROTO;
 	}
 	// Params are stored with every key the DAG version has.
-	const msgpack_object *pm;
-	wf_kv *ov = NULL;
-	uint32_t nov = 0;
-	if (wf_mp_map_get(m, "params", &pm) &&
-		pm->type == MSGPACK_OBJECT_MAP) {
-		ov = sched_calloc(pm->via.map.size, sizeof(*ov));
-		for (uint32_t k = 0; k < pm->via.map.size; k++) {
-			const msgpack_object_kv *kv = &pm->via.map.ptr[k];
-			if (kv->key.type != MSGPACK_OBJECT_STR ||
-				kv->val.type != MSGPACK_OBJECT_STR)
-				continue;
-			char *pk = sched_strndup(kv->key.via.str.ptr,
-				kv->key.via.str.size);
-			if (wf_dag_param(dv->dag, pk) < 0) {
-				free(pk); // a param the version no longer has
-				continue;
-			}
-			ov[nov].key = pk;
-			ov[nov].value = sched_strndup(kv->val.via.str.ptr,
-				kv->val.via.str.size);
-			nov++;
-		}
-	}
+	// (A param the version no longer has is dropped.)
+	const msgpack_object *pm = NULL;
+	wf_mp_map_get(m, "params", &pm);
+	uint32_t nov;
+	wf_kv *ov = sched_params_from(pm, dv->dag, &nov);
 	wf_run *run;
 	e = wf_run_new(dv->dag, version, serial,
 		(uint32_t)get_i64(m, "number", 0), get_i64(m, "logical", 0),
 		get_i64(m, "created", 0), ov, nov, NULL, NULL, &run, err,
 		sizeof(err));
-	for (uint32_t k = 0; k < nov; k++) {
-		free((char *)ov[k].key);
-		free((char *)ov[k].value);
-	}
-	free(ov);
+	sched_params_free(ov, nov);
 	if (e != WF_EOK) {
 		registry_put(s, dv);
 		record_free(&r);

@@ -259,14 +259,17 @@ def test_scheduler_restart_mid_run_loses_nothing(cluster, tmp_path):
         f"  t{i}:\n    run: sleep 0.3; touch {marks}/t{i}\n"
         + (f"    needs: t{i - 1}\n" if i % 4 else "")
         for i in range(12))
-    dag = write(tmp_path / "chain.yaml", f"name: chain\ntasks:\n{tasks}")
+    dag = write(tmp_path / "chain.yaml",
+                f"name: chain\nparams: {{tag: x}}\ntasks:\n{tasks}")
     cluster.weft("submit", dag, check=0)
-    run_id = cluster.weft("trigger", "chain", check=0).stdout.strip()
+    run_id = cluster.weft("trigger", "chain", "--param", "tag=y",
+                          check=0).stdout.strip()
     wait_for(lambda: len(list(marks.iterdir())) >= 3, what="some progress")
     assert cluster.sched.stop() == 0  # SIGTERM: clean shutdown, exit 0
     cluster.start_scheduler(listen=listen)
     doc = cluster.wait_run(run_id, timeout=90)
     assert doc["state"] == "success", doc
+    assert doc["params"] == {"tag": "y"}  # overrides survive recovery
     assert all(t["state"] == "success" for t in doc["tasks"])
     assert len(list(marks.iterdir())) == 12
 
