@@ -445,7 +445,7 @@ sync_header(wf_worker *w, wf_msg_sync *m, uint32_t wait_ms)
 	m->wait_ms = wait_ms;
 	m->draining = w->draining;
 	// A spool database that cannot be written stops new work as a drain
-	// does: a result that cannot be stored cannot be reported.
+	// does: what is started must be recorded, for a restart to find it.
 	m->free_slots = w->draining || w->db_failing ||
 		w->nrunning >= w->slots ? 0 : w->slots - w->nrunning;
 	m->running = attempt_ids(w, false, &m->nrunning);
@@ -558,8 +558,7 @@ static bool
 attempt_wants_report(wf_attempt *a)
 {
 	if (a->state == ATTEMPT_ENDED)
-		return a->stored &&
-			(!a->result_acked || a->log_acked < a->final_size);
+		return !a->result_acked || a->log_acked < a->final_size;
 	return wf_spool_size(a->log_path) > a->log_acked;
 }
 
@@ -639,10 +638,12 @@ static void
 ship(report *r, wf_attempt *a)
 {
 	bool ended = a->state == ATTEMPT_ENDED;
-	// A result goes out only once it is committed to the spool database
-	// (its eof and last chunks wait with it).
-	if (ended && (!a->stored ||
-		r->m.nresults >= WF_WORKER_REPORT_RESULTS_MAX))
+	// A result goes out at once, while its record is being committed to
+	// the spool database: the spool is for a scheduler that cannot be
+	// reached. A worker that dies before the commit loses nothing the
+	// scheduler counts on: it either got the result or runs the task
+	// again once the worker's lease lapses.
+	if (ended && r->m.nresults >= WF_WORKER_REPORT_RESULTS_MAX)
 		return;
 	uint64_t size = ended ? a->final_size : wf_spool_size(a->log_path);
 	uint64_t off = a->log_acked;

@@ -322,6 +322,66 @@ workdir_error(const char *dir)
 	return access(dir, X_OK) == 0 ? 0 : errno;
 }
 
+// Words that mean something else to the shell than the program of that
+// name (keywords, builtins with no program or a different one): a command
+// starting with one of them always goes through /bin/sh.
+static const char *const shell_words[] = {
+	"!", ".", ":", "[", "{", "}", "alias", "bg", "break", "case", "cd",
+	"command", "continue", "do", "done", "echo", "elif", "else", "esac",
+	"eval", "exec", "exit", "export", "false", "fc", "fg", "fi", "for",
+	"function", "getopts", "hash", "if", "jobs", "kill", "local", "printf",
+	"pwd", "read", "readonly", "return", "select", "set", "shift", "test",
+	"then", "time", "times", "trap", "type", "ulimit", "umask", "unalias",
+	"unset", "until", "wait", "while",
+};
+
+// wf_exec_direct_argv splits CMD into words when the shell would do nothing but
+// that: only plain characters (no quotes, expansions, globs, redirections,
+// operators or comments), no leading assignment, no keyword or builtin
+// first. Then running the first word directly behaves as `sh -c CMD` does
+// and saves a shell per task (GNU make does the same for its recipes).
+// Returns a NULL-terminated array (one allocation, strings inside it) or
+// NULL when the shell is needed.
+char **
+wf_exec_direct_argv(const char *cmd)
+{
+	size_t len = strlen(cmd), words = 0;
+	bool in_word = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = cmd[i];
+		if (c == ' ' || c == '\t') {
+			in_word = false;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			(c >= '0' && c <= '9') || strchr("_./,:+@%=-", c)))
+			return NULL;
+		if (!in_word)
+			words++;
+		in_word = true;
+	}
+	if (words == 0)
+		return NULL;
+	size_t first = strspn(cmd, " \t");
+	size_t flen = strcspn(cmd + first, " \t");
+	if (memchr(cmd + first, '=', flen) != NULL)
+		return NULL;
+	for (size_t i = 0; i < sizeof shell_words / sizeof *shell_words; i++)
+		if (strlen(shell_words[i]) == flen &&
+			memcmp(shell_words[i], cmd + first, flen) == 0)
+			return NULL;
+	char **argv = malloc((words + 1) * sizeof *argv + len + 1);
+	WF_ASSERT(argv != NULL);
+	char *copy = (char *)(argv + words + 1);
+	memcpy(copy, cmd, len + 1);
+	size_t n = 0;
+	for (char *save = NULL, *w = strtok_r(copy, " \t", &save); w != NULL;
+		w = strtok_r(NULL, " \t", &save))
+		argv[n++] = w;
+	argv[n] = NULL;
+	return argv;
+}
+
 // spawn starts the child. On failure it writes the reason to P's result
 // and returns false.
 static bool
@@ -341,7 +401,14 @@ spawn(wf_proc *p, const wf_exec_spec *s)
 	const char *const *argv = shargv;
 	char prog[PATH_MAX] = "/bin/sh";
 	const char *name = prog;
-	if (s->shell == NULL) {
+	// A simple command whose program is not found goes to the shell after
+	// all, so that it fails the way users know (exit 127, "not found").
+	char **words = s->shell != NULL ? wf_exec_direct_argv(s->shell) : NULL;
+	if (words != NULL && find_program(words[0], env_path(s->envp),
+		s->workdir, prog, sizeof prog) == 0) {
+		argv = (const char *const *)words;
+		name = words[0];
+	} else if (s->shell == NULL) {
 		argv = s->argv;
 		name = argv[0];
 		rc = find_program(name, env_path(s->envp), s->workdir, prog,
@@ -351,6 +418,8 @@ spawn(wf_proc *p, const wf_exec_spec *s)
 				strerror(rc));
 			return false;
 		}
+	} else {
+		strcpy(prog, "/bin/sh");
 	}
 
 	const char *log = s->log_path != NULL ? s->log_path : "/dev/null";
@@ -359,6 +428,7 @@ spawn(wf_proc *p, const wf_exec_spec *s)
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open log '%.160s': %s", log,
 			strerror(errno));
+		free(words);
 		return false;
 	}
 
@@ -410,8 +480,10 @@ spawn(wf_proc *p, const wf_exec_spec *s)
 		else
 			snprintf(err, errlen, "cannot run '%.160s': %s", name,
 				strerror(rc));
+		free(words);
 		return false;
 	}
+	free(words);
 	p->pid = pid;
 	return true;
 }

@@ -100,6 +100,13 @@ pid_t wf_proc_pid(const wf_proc *p);
 // their callback yet.
 unsigned wf_exec_running(const wf_exec *e);
 
+// wf_exec_direct_argv splits a shell command into words when /bin/sh would
+// do nothing but that (only plain characters, no leading assignment, no
+// keyword or builtin first), so that the program can run without a shell.
+// Returns one allocation (free() it) holding a NULL-terminated argv, or NULL
+// when the command needs the shell.
+char **wf_exec_direct_argv(const char *cmd);
+
 // wf_output_parse reads an attempt's $WEFT_OUTPUT file: KEY=VALUE lines,
 // keys [A-Za-z_][A-Za-z0-9_]*, the value is the rest of the line (it may
 // contain '=', and a CR before the LF is dropped), the last value of a key

@@ -17,13 +17,10 @@
 
 #define REC_VERSION 1
 #define REC_FIELDS 15
-#define KEY_LEN 16
-#define FLUSH_TRIES 4 // MAPFULL: the map grew, write the same again
 
 enum { REC_RUNNING = 0, REC_ENDED = 1 };
 
 static const char *const tables[] = {"attempts"};
-#define T_ATTEMPTS 0
 
 static char *
 xstrdup(const char *s)
@@ -33,20 +30,12 @@ xstrdup(const char *s)
 	return p;
 }
 
-static void
-make_key(uint8_t k[KEY_LEN], wf_attempt_id id)
+void
+wf_spool_key(uint8_t k[WF_SPOOL_KEY_LEN], wf_attempt_id id)
 {
 	wf_be64(k, id.run);
 	wf_be32(k + 8, id.task);
 	wf_be32(k + 12, id.attempt);
-}
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 // --- records ----------------------------------------------------------------
@@ -60,11 +49,11 @@ pack_cstr_or_nil(msgpack_packer *pk, const char *s)
 		wf_mp_pack_cstr(pk, s);
 }
 
-// encode writes A's record: [version, state, run, task, pid, pid_start,
+// wf_spool_encode writes A's record: [version, state, run, task, pid, pid_start,
 // started, ended, kind, exit_code, signal, error, [k, v, ...], final_size,
 // log_acked].
-static void
-encode(msgpack_sbuffer *sb, const wf_attempt *a)
+void
+wf_spool_encode(msgpack_sbuffer *sb, const wf_attempt *a)
 {
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
@@ -143,7 +132,7 @@ static bool
 decode(wf_worker *w, const uint8_t *k, size_t klen, const void *v,
 	size_t vlen, wf_attempt **out, bool *running)
 {
-	if (klen != KEY_LEN || wf_wire_precheck(v, vlen) != WF_EOK)
+	if (klen != WF_SPOOL_KEY_LEN || wf_wire_precheck(v, vlen) != WF_EOK)
 		return false;
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
@@ -312,7 +301,7 @@ typedef struct loaded {
 	wf_attempt **list;
 	bool *running;
 	size_t n, cap;
-	uint8_t (*bad)[KEY_LEN]; // undecodable records, deleted
+	uint8_t (*bad)[WF_SPOOL_KEY_LEN]; // undecodable records, deleted
 	size_t nbad, capbad;
 } loaded;
 
@@ -325,14 +314,14 @@ load_cb(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 	if (!decode(l->w, k, klen, v, vlen, &a, &running)) {
 		wf_log(WF_LOG_WARN, "worker %s: spool database: dropping a "
 			"record it cannot read", l->w->name);
-		if (klen == KEY_LEN) {
+		if (klen == WF_SPOOL_KEY_LEN) {
 			if (l->nbad == l->capbad) {
 				l->capbad = l->capbad == 0 ? 4 : l->capbad * 2;
 				l->bad = realloc(l->bad,
 					l->capbad * sizeof *l->bad);
 				WF_ASSERT(l->bad != NULL);
 			}
-			memcpy(l->bad[l->nbad++], k, KEY_LEN);
+			memcpy(l->bad[l->nbad++], k, WF_SPOOL_KEY_LEN);
 		}
 		return 0;
 	}
@@ -358,7 +347,14 @@ adopt(wf_worker *w, wf_attempt *a, bool running)
 {
 	wf_spool_paths(a);
 	a->state = ATTEMPT_ENDED;
-	if (!running && access(a->log_path, F_OK) != 0) {
+	// The files go only once the scheduler acknowledged the result in
+	// full. A record still saying "running" may be one whose end was
+	// reported (results go out while their record is being written) and
+	// acknowledged before that write: its processes are gone, but the
+	// check costs nothing.
+	if (access(a->log_path, F_OK) != 0) {
+		if (running)
+			(void)kill_leftovers(a->pid, a->pid_start);
 		wf_log(WF_LOG_DEBUG, "%s: acknowledged before the worker "
 			"restarted", a->label);
 		wf_spool_forget(w, a->id);
@@ -430,7 +426,7 @@ wf_spool_db_open(wf_worker *w)
 	wf_db_txn *txn;
 	e = wf_db_begin(w->db, false, &txn);
 	if (e == WF_EOK) {
-		e = wf_db_iter(txn, T_ATTEMPTS, NULL, 0, false, load_cb, &l);
+		e = wf_db_iter(txn, WF_SPOOL_T_ATTEMPTS, NULL, 0, false, load_cb, &l);
 		wf_db_abort(txn);
 	}
 	if (e != WF_EOK) {
@@ -501,165 +497,7 @@ wf_spool_db_empty(wf_worker *w)
 	if (wf_db_begin(w->db, false, &txn) != WF_EOK)
 		return false;
 	bool empty = true;
-	wf_err e = wf_db_iter(txn, T_ATTEMPTS, NULL, 0, false, any_cb, &empty);
+	wf_err e = wf_db_iter(txn, WF_SPOOL_T_ATTEMPTS, NULL, 0, false, any_cb, &empty);
 	wf_db_abort(txn);
 	return e == WF_EOK && empty;
-}
-
-// --- writing ------------------------------------------------------------------
-
-static void
-db_timer_cb(uv_timer_t *t)
-{
-	wf_worker *w = t->data;
-	(void)wf_spool_flush(w);
-}
-
-static void
-soon(wf_worker *w)
-{
-	// Not while failing: the tick retries then, a zero timer would spin.
-	if (w->state == W_NEW || w->state >= W_CLOSING || w->db_failing ||
-		uv_is_active((uv_handle_t *)&w->db_timer))
-		return;
-	uv_timer_start(&w->db_timer, db_timer_cb, 0, 0);
-}
-
-void
-wf_spool_mark(wf_attempt *a)
-{
-	wf_worker *w = a->w;
-	if (w->db == NULL)
-		return;
-	a->db_dirty = true;
-	a->has_record = true;
-	a->stored = false;
-	soon(w);
-}
-
-void
-wf_spool_forget(wf_worker *w, wf_attempt_id id)
-{
-	if (w->db == NULL)
-		return;
-	if (w->ndel == w->capdel) {
-		w->capdel = w->capdel == 0 ? 16 : w->capdel * 2;
-		w->db_del = realloc(w->db_del, w->capdel * sizeof *w->db_del);
-		WF_ASSERT(w->db_del != NULL);
-	}
-	// Not urgent: a record that outlives its ack only makes a restarted
-	// worker report the result again, which the scheduler acknowledges
-	// again. So deletes ride along with the next commit, or go on the
-	// tick after a second (wf_spool_tick).
-	if (w->ndel == 0)
-		w->del_since_ms = wf_mono_ms();
-	w->db_del[w->ndel++] = id;
-}
-
-void
-wf_spool_tick(wf_worker *w)
-{
-	if (w->db_failing || (w->ndel > 0 &&
-		wf_mono_ms() - w->del_since_ms >= WF_WORKER_DEL_DELAY_MS))
-		(void)wf_spool_flush(w);
-}
-
-bool
-wf_spool_pending(const wf_worker *w)
-{
-	if (w->db == NULL)
-		return false;
-	if (w->ndel > 0)
-		return true;
-	for (const wf_attempt *a = w->attempts; a != NULL; a = a->next)
-		if (a->db_dirty)
-			return true;
-	return false;
-}
-
-// write_all writes every pending change in one transaction.
-static wf_err
-write_all(wf_worker *w)
-{
-	if (w->db_fail_test)
-		return WF_ENOSPACE;
-	wf_db_txn *txn;
-	wf_err e = wf_db_begin(w->db, true, &txn);
-	if (e != WF_EOK)
-		return e;
-	uint8_t k[KEY_LEN];
-	msgpack_sbuffer sb;
-	msgpack_sbuffer_init(&sb);
-	for (wf_attempt *a = w->attempts; e == WF_EOK && a != NULL;
-		a = a->next) {
-		if (!a->db_dirty)
-			continue;
-		make_key(k, a->id);
-		msgpack_sbuffer_clear(&sb);
-		encode(&sb, a);
-		e = wf_db_put(txn, T_ATTEMPTS, k, sizeof k, sb.data, sb.size);
-	}
-	msgpack_sbuffer_destroy(&sb);
-	for (uint32_t i = 0; e == WF_EOK && i < w->ndel; i++) {
-		make_key(k, w->db_del[i]);
-		e = wf_db_del(txn, T_ATTEMPTS, k, sizeof k);
-		if (e == WF_ENOTFOUND)
-			e = WF_EOK;
-	}
-	if (e != WF_EOK) {
-		wf_db_abort(txn);
-		return e;
-	}
-	return wf_db_commit(txn);
-}
-
-bool
-wf_spool_flush(wf_worker *w)
-{
-	if (w->state != W_NEW)
-		uv_timer_stop(&w->db_timer);
-	if (!wf_spool_pending(w))
-		return true;
-	wf_err e = WF_EOK;
-	int64_t t0 = now_us();
-	for (int i = 0; i < FLUSH_TRIES; i++) {
-		e = write_all(w);
-		if (e != WF_EMAPFULL)
-			break;
-	}
-	if (e != WF_EOK) {
-		if (!w->db_failing) {
-			const char *why = wf_db_errmsg(w->db);
-			wf_log(WF_LOG_ERROR, "worker %s: cannot write the spool "
-				"database in %s/results: %s%s%s; taking no new "
-				"work and holding results until it can",
-				w->name, w->spool_dir, wf_strerror(e),
-				why[0] != '\0' ? ": " : "", why);
-		}
-		w->db_failing = true;
-		return false;
-	}
-	w->db_commits++;
-	w->db_commit_us += (uint64_t)(now_us() - t0);
-	for (wf_attempt *a = w->attempts; a != NULL; a = a->next) {
-		if (!a->db_dirty)
-			continue;
-		a->db_dirty = false;
-		if (a->state == ATTEMPT_ENDED)
-			a->stored = true;
-	}
-	w->ndel = 0;
-	if (w->db_failing) {
-		w->db_failing = false;
-		wf_log(WF_LOG_INFO, "worker %s: the spool database takes "
-			"writes again", w->name);
-	}
-	if (wf_db_grow_if_needed(w->db) == WF_ENOSPACE)
-		wf_log(WF_LOG_WARN, "worker %s: %s", w->name,
-			wf_db_errmsg(w->db));
-	if (w->state == W_READY || w->state == W_HELLO) {
-		wf_conn_kick(w);
-		wf_worker_changed(w);
-	}
-	return true;
 }

@@ -290,6 +290,7 @@ wf_worker_start(wf_worker *w)
 	// Attempts found running at the start are recorded as lost before
 	// anything is said about them.
 	(void)wf_spool_flush(w);
+	wf_spool_writer_start(w);
 	wf_log(WF_LOG_INFO, "worker %s: starting: %u slots, spool %s, "
 		"scheduler %s", w->name, w->slots, w->spool_dir, w->url);
 	wf_conn_start(w);
@@ -341,6 +342,10 @@ close_all(wf_worker *w)
 			w->spool_dir);
 	wf_log(WF_LOG_INFO, "worker %s: stopped", w->name);
 	w->state = W_CLOSING;
+	if (w->writer_on) {
+		wf_spool_writer_stop(w);
+		uv_close((uv_handle_t *)&w->writer_async, handle_closed_cb);
+	}
 	if (w->db != NULL)
 		(void)wf_spool_flush(w);
 	bool db_empty = left == 0 && wf_spool_db_empty(w);

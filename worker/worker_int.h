@@ -4,6 +4,7 @@
 #ifndef WF_WORKER_INT_H
 #define WF_WORKER_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -171,6 +172,14 @@ struct wf_worker {
 	bool db_failing;       // the last commit failed: take no new work
 	bool db_fail_test;     // tests: commits fail as on a full disk
 	uint64_t db_commits, db_commit_us; // committed, and the time taken
+	// The writer thread (spoolwrite.c): the loop hands it one batch at a
+	// time (job) and gets it back, committed or not, through the async.
+	struct spool_batch *job;
+	bool writer_on, writer_stop, job_done;
+	pthread_t writer;
+	pthread_mutex_t writer_mu;
+	pthread_cond_t writer_cv;
+	uv_async_t writer_async;
 	char errmsg[512];      // why wf_worker_start failed
 
 	bool draining;
@@ -277,11 +286,23 @@ void wf_spool_forget(wf_worker *w, wf_attempt_id id);
 void wf_spool_tick(wf_worker *w);
 // wf_spool_pending tells whether anything waits for a commit.
 bool wf_spool_pending(const wf_worker *w);
-// wf_spool_flush commits what is pending in one transaction; on success
-// the results written are stored and may be reported. On failure (a full
-// disk) the worker takes no new work and the tick tries again. True when
-// nothing is pending any more.
+// wf_spool_flush commits what is pending in one transaction on the calling
+// thread, after waiting for the writer thread's commit in flight. On
+// failure (a full disk) the worker takes no new work and the tick tries
+// again. True when nothing is pending any more.
 bool wf_spool_flush(wf_worker *w);
+// wf_spool_writer_start starts the thread that commits the spool database
+// from then on, so that an fsync never holds up the loop (in `weft run` the
+// scheduler shares it). wf_spool_writer_stop waits for the commit in flight
+// and ends the thread; its handle closes with the worker's others.
+void wf_spool_writer_start(wf_worker *w);
+void wf_spool_writer_stop(wf_worker *w);
+
+// Records (spooldb.c): the key of ID's record, and A's record.
+#define WF_SPOOL_KEY_LEN 16
+#define WF_SPOOL_T_ATTEMPTS 0
+void wf_spool_key(uint8_t k[WF_SPOOL_KEY_LEN], wf_attempt_id id);
+void wf_spool_encode(msgpack_sbuffer *sb, const wf_attempt *a);
 // wf_spool_db_empty tells whether the database holds no record (a default
 // spool dir may then go).
 bool wf_spool_db_empty(wf_worker *w);

@@ -526,6 +526,91 @@ read_pids(const char *file, pid_t *pids, int n)
 	fclose(f);
 }
 
+// cmdline_of: /proc/PID/cmdline with the NULs turned into spaces. Read
+// until it is there: the kernel wakes posix_spawn's caller while the exec
+// is still setting up the new program's arguments.
+static void
+cmdline_of(pid_t pid, char *buf, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	size_t n = 0;
+	for (int i = 0; i < 1000 && n == 0; i++) {
+		FILE *f = fopen(path, "r");
+		ck_assert_ptr_nonnull(f);
+		n = fread(buf, 1, len - 1, f);
+		fclose(f);
+		if (n == 0)
+			usleep(1000);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	buf[n] = '\0';
+}
+
+// started_as: the command line of SHELL's process right after
+// wf_exec_start returned (posix_spawn returns once the exec is done), then
+// the process is killed.
+static void
+started_as(const char *shell, char *buf, size_t len)
+{
+	wf_exec_spec spec = {.shell = shell, .log_path = logp,
+		.envp = env_std};
+	done d = {0};
+	wf_proc *p = NULL;
+	ck_assert_int_eq(wf_exec_start(ex, &spec, done_cb, &d, &p), WF_EOK);
+	cmdline_of(wf_proc_pid(p), buf, len);
+	wf_proc_kill(p);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(d.calls, 1);
+}
+
+START_TEST(simple_commands_skip_the_shell)
+{
+	char cmd[256];
+	// Plain words: the program itself, found in the child's PATH.
+	started_as("sleep  30", cmd, sizeof cmd);
+	ck_assert_str_eq(cmd, "sleep 30 ");
+	started_as("\tsleep 30.5 ", cmd, sizeof cmd);
+	ck_assert_str_eq(cmd, "sleep 30.5 ");
+	// Anything the shell would expand, a keyword or builtin first, or an
+	// assignment: the shell runs it.
+	const char *shelled[] = {"sleep 30; true", "sleep $((30))",
+		"sleep '30'", "A=1 sleep 30", "exec sleep 30", "sleep 3*",
+		"sleep 30 # c", "sleep ~", "sleep 30 > /dev/null", "echo -e x",
+		"cd /tmp", "if", "", "  ", "a\\b", "x\ny", "sleep \"30\"",
+		"test -f x", "[ -f x ]", "sleep 30 &"};
+	for (size_t i = 0; i < sizeof shelled / sizeof *shelled; i++) {
+		char **w = wf_exec_direct_argv(shelled[i]);
+		ck_assert_msg(w == NULL, "'%s' would skip the shell",
+			shelled[i]);
+	}
+	char **w = wf_exec_direct_argv(" python3 train.py --lr=0.1 a,b:c@d%e+f ");
+	ck_assert_ptr_nonnull(w);
+	const char *want[] = {"python3", "train.py", "--lr=0.1", "a,b:c@d%e+f"};
+	for (size_t i = 0; i < 4; i++)
+		ck_assert_str_eq(w[i], want[i]);
+	ck_assert_ptr_null(w[4]);
+	free(w);
+	// Output and exit codes are the same either way.
+	done d = run_shell("expr 2 + 3");
+	ck_assert_int_eq(d.r.exit_code, 0);
+	ck_log("5\n");
+	d = run_shell("ls /nonexistent-dir");
+	ck_assert_int_eq(d.r.end, WF_EXEC_EXITED);
+	ck_assert_int_eq(d.r.exit_code, 2);
+	// A program that is not there: the shell's 127 and message.
+	d = run_shell("no-such-program-xyz --flag");
+	ck_assert_int_eq(d.r.end, WF_EXEC_EXITED);
+	ck_assert_int_eq(d.r.exit_code, 127);
+	char *log = slurp(logp);
+	ck_assert_ptr_nonnull(strstr(log, "not found"));
+	free(log);
+	end_loop();
+}
+END_TEST
+
 START_TEST(kill_takes_the_group)
 {
 	// Orphans come to us, so a survivor could not hide as init's zombie.
@@ -831,6 +916,7 @@ suite(void)
 	tcase_add_test(tc, clean_child);
 	tcase_add_test(tc, timeout_escalates);
 	tcase_add_test(tc, timeout_sigterm_enough);
+	tcase_add_test(tc, simple_commands_skip_the_shell);
 	tcase_add_test(tc, kill_takes_the_group);
 	tcase_add_test(tc, kill_escalates);
 	tcase_add_test(tc, stray_grandchild_killed);

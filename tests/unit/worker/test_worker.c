@@ -1307,7 +1307,9 @@ START_TEST(test_result_survives_worker_restart)
 	queue(&s);
 	seen *r = wait_result(s.id, 10000);
 	ck_assert_str_eq(r->log, "hi\n");
-	// The worker dies with the result unacknowledged: it is on disk.
+	// The worker dies with the result unacknowledged: it is on disk
+	// (results go out while their record is committed: give that time).
+	run_for(500);
 	kill_child(child);
 	ck_assert_int_eq(db_records(), 1);
 
@@ -1425,8 +1427,9 @@ START_TEST(test_orphan_killed_and_lost)
 
 	hello_before = F.nhello;
 	start_worker(2, 0, 0);
-	// At the start the worker kills what it left running ...
-	ck_assert(orphans_gone());
+	// At the start the worker kills what it left running (SIGKILL is
+	// delivered, and the dead reaped, a moment later) ...
+	ck_assert(run_until(orphans_gone, 2000));
 	// ... and reports it lost (the scheduler queues it again without
 	// using up a retry), listing it in HELLO until then.
 	ck_assert(run_until(new_hello, 5000));
@@ -1494,26 +1497,23 @@ START_TEST(test_spool_db_failing_holds)
 	want_id = s.id;
 	ck_assert(run_until(is_running, 5000));
 	run_for(100);
-	// The disk is full from now on: the result cannot be stored, so it
-	// is not reported, and the worker takes no new work.
+	// The disk is full from now on: the result cannot be stored, but
+	// the scheduler can: it goes out all the same. The worker takes no
+	// new work while its spool refuses writes.
 	W->db_fail_test = true;
+	seen *r = wait_result(s.id, 3000);
+	ck_assert_int_eq(r->kind, WF_RESULT_EXITED);
+	ck_assert_str_eq(r->log, "done\n");
 	ck_assert(run_until(slots_zero, 3000));
-	run_for(800);
-	seen *r = seen_find(&F, s.id);
-	ck_assert(r == NULL || r->nresults == 0);
 	ck_assert(W->db_failing);
-	ck_assert_uint_eq(F.last_free_slots, 0);
 	// An assignment that comes anyway is handed back.
 	spec b = {.id = aid(2, 1), .task = "b", .shell = "echo b"};
 	queue(&b);
 	r = wait_result(b.id, 3000);
 	ck_assert_int_eq(r->kind, WF_RESULT_LOST);
 	ck_assert_ptr_nonnull(strstr(r->error, "spool database"));
-	// Room again: the tick's retry stores it, and out it goes.
+	// Room again: the tick's retry commits, new work is welcome again.
 	W->db_fail_test = false;
-	r = wait_result(s.id, 3000);
-	ck_assert_int_eq(r->kind, WF_RESULT_EXITED);
-	ck_assert_str_eq(r->log, "done\n");
 	ck_assert(run_until(slots_back, 3000));
 	ck_assert(!W->db_failing);
 }
@@ -1534,7 +1534,9 @@ START_TEST(test_spool_commit_cost)
 	}
 	ck_assert(run_until(spool_empty, 5000));
 	ck_assert(run_until(no_records, 3000));
-	ck_assert_uint_ge(W->db_commits, n);
+	// Results go out while their records are written, so a commit
+	// often carries the end of one attempt and the start of the next.
+	ck_assert_uint_ge(W->db_commits, 1);
 	ck_assert_uint_le(W->db_commits, 3 * n);
 	fprintf(stderr, "spool commits: %" PRIu64 " for %u results, %" PRIu64
 		" us each on average\n", W->db_commits, n,
