@@ -27,8 +27,10 @@ CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 # Debian's libnng ships no .pc file. HMAC-SHA256 (common/auth.c) comes
 # from mbedTLS's libmbedcrypto: libnng already links it, so it adds no
 # library to the process (libmbedtls-dev; its 2.28 has no .pc file either).
+# common/tls.c checks certificates with libmbedx509, which libnng links too.
 ALL_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || \
-	echo -luv -llmdb -lmsgpackc -lyaml) -lnng -lmbedcrypto -lpthread -lm
+	echo -luv -llmdb -lmsgpackc -lyaml) -lnng -lmbedx509 -lmbedcrypto \
+	-lpthread -lm
 
 # Modules, bottom up. Each is a static library; a unit test links only its
 # own module (and what that module may depend on), so a layering mistake
@@ -128,9 +130,18 @@ build/fuzz/fuzzers/%: build/fuzz/tests/fuzz/%.o \
 	clang $(FUZZ_CFLAGS) -o $@ $< \
 		$(subst $(BUILD)/,build/fuzz/,$($(call fuzz_module,tests/fuzz/$*.c)_LIBS))
 
+# `make bench BENCH=--quick` passes options to bench/run (--quick,
+# --rounds R, --stg-limit N, --no-dask). Dask is optional: without Debian's
+# python3-distributed its column says "-".
 bench: deps
+	@./scripts/install-deps --bench || echo "bench: running without Dask" >&2
 	@$(MAKE) --no-print-directory $(WEFT)
-	@./bench/run
+	@./bench/run $(BENCH)
+
+# The simulated worker pool of bench/capacity.sh and bench/scale.sh.
+$(BUILD)/bench/simworker: $(BUILD)/bench/simworker.o $(BUILD)/libwf_common.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(common_LIBS)
 
 # Recursive, like test: the Makefile is read again once deps are there.
 demo: deps

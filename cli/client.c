@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/tls.h"
 #include "common/wire.h"
 
 // A client waits this long for a scheduler before giving up (exit 3).
@@ -36,6 +37,15 @@ wf_client_opt(wf_client_opts *o, int c, const char *arg)
 		return true;
 	case WF_OPT_JSON:
 		o->json = true;
+		return true;
+	case WF_OPT_TLS_CA:
+		o->tls_ca = arg;
+		return true;
+	case WF_OPT_TLS_CERT:
+		o->tls_cert = arg;
+		return true;
+	case WF_OPT_TLS_KEY:
+		o->tls_key = arg;
 		return true;
 	}
 	return false;
@@ -97,6 +107,54 @@ dir_in_use(const char *dir)
 	return held;
 }
 
+// env_or returns FLAG, else the environment variable NAME when it is set
+// and not empty, else NULL.
+static const char *
+env_or(const char *flag, const char *name)
+{
+	if (flag != NULL)
+		return flag;
+	const char *v = getenv(name);
+	return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+int
+wf_cli_tls_client(const char *url, const wf_tls_files *f)
+{
+	bool flags = f->ca != NULL || f->cert != NULL || f->key != NULL;
+	if (!wf_tls_url(url)) {
+		// Flags asking for TLS on a plain address would leave the
+		// user believing the traffic is protected.
+		if (!flags)
+			return -1;
+		wf_cli_error("--tls-ca, --tls-cert and --tls-key are for "
+			     "tls+tcp:// addresses; %s is not one",
+			url);
+		return WF_EXIT_USAGE;
+	}
+	if (wf_tls_ready_client())
+		return -1;
+	wf_tls_files all = {
+		.ca = env_or(f->ca, "WEFT_TLS_CA"),
+		.cert = env_or(f->cert, "WEFT_TLS_CERT"),
+		.key = env_or(f->key, "WEFT_TLS_KEY"),
+	};
+	char err[1024];
+	if (wf_tls_setup_client(&all, err, sizeof(err)) != WF_EOK) {
+		wf_cli_error("%s: %s", url, err);
+		return WF_EXIT_USAGE;
+	}
+	return -1;
+}
+
+// tls_for sets up TLS when URL needs it; -1 to go on, else an exit code.
+static int
+tls_for(const wf_client_opts *o, const char *url)
+{
+	wf_tls_files f = {o->tls_ca, o->tls_cert, o->tls_key};
+	return wf_cli_tls_client(url, &f);
+}
+
 static int
 call_url(const char *url, const char *cmd, const char *token,
 	wf_pack_args_fn pack, void *arg, wf_reply *reply, bool quiet)
@@ -122,11 +180,17 @@ call_url(const char *url, const char *cmd, const char *token,
 		wf_auth_seal(sb.data, sb.size, token, WF_AUTH_CLIENT);
 	void *raw = NULL;
 	size_t rawlen = 0;
-	wf_err e = wf_call_sync(url, sb.data, sb.size, CALL_TIMEOUT_MS, &raw,
-		&rawlen);
+	char why[512];
+	wf_err e = wf_call_sync_why(url, sb.data, sb.size, CALL_TIMEOUT_MS,
+		&raw, &rawlen, why, sizeof(why));
 	msgpack_sbuffer_destroy(&sb);
 	if (e != WF_EOK) {
-		if (!quiet)
+		if (quiet)
+			return WF_EXIT_UNREACHABLE;
+		if (why[0] != '\0')
+			wf_cli_error("cannot reach the scheduler at %s: %s",
+				url, why);
+		else
 			wf_cli_error("cannot reach the scheduler at %s: %s "
 				     "(is 'weft scheduler' running? set "
 				     "--scheduler or $WEFT_SCHEDULER)",
@@ -214,6 +278,10 @@ wf_cli_call(const wf_client_opts *o, const char *cmd, wf_pack_args_fn pack,
 		char addr[512];
 		if (dir_in_use(o->data_dir) &&
 			read_addr(o->data_dir, addr, sizeof(addr))) {
+			if ((code = tls_for(o, addr)) >= 0) {
+				wf_auth_wipe_free(token);
+				return code;
+			}
 			code = call_url(addr, cmd, token, pack, arg, reply,
 				true);
 			// A refused token is an answer: the scheduler holds
@@ -246,6 +314,10 @@ wf_cli_call(const wf_client_opts *o, const char *cmd, wf_pack_args_fn pack,
 		url = getenv("WEFT_SCHEDULER");
 	if (url == NULL || url[0] == '\0')
 		url = WF_DEFAULT_URL;
+	if ((code = tls_for(o, url)) >= 0) {
+		wf_auth_wipe_free(token);
+		return code;
+	}
 	code = call_url(url, cmd, token, pack, arg, reply, false);
 	wf_auth_wipe_free(token);
 	return code;

@@ -19,6 +19,9 @@ typedef struct wf_client_opts {
 	const char *data_dir; // --data: read that dir (its scheduler, or it
 	                      // directly when no scheduler holds it)
 	const char *token_file;
+	const char *tls_ca;   // --tls-ca (NULL: $WEFT_TLS_CA), for tls+tcp://
+	const char *tls_cert; // --tls-cert (NULL: $WEFT_TLS_CERT)
+	const char *tls_key;  // --tls-key (NULL: $WEFT_TLS_KEY)
 	bool json;
 } wf_client_opts;
 
@@ -28,12 +31,18 @@ enum {
 	WF_OPT_TOKEN_FILE,
 	WF_OPT_DATA,
 	WF_OPT_JSON,
+	WF_OPT_TLS_CA,
+	WF_OPT_TLS_CERT,
+	WF_OPT_TLS_KEY,
 };
 #define WF_CLIENT_LONGOPTS                                                \
 	{"scheduler", required_argument, 0, WF_OPT_SCHEDULER},            \
 		{"token-file", required_argument, 0, WF_OPT_TOKEN_FILE},  \
 		{"data", required_argument, 0, WF_OPT_DATA},              \
 		{"json", no_argument, 0, WF_OPT_JSON},                    \
+		{"tls-ca", required_argument, 0, WF_OPT_TLS_CA},          \
+		{"tls-cert", required_argument, 0, WF_OPT_TLS_CERT},      \
+		{"tls-key", required_argument, 0, WF_OPT_TLS_KEY},        \
 		{"help", no_argument, 0, 'h'}
 
 // wf_client_opt takes option C (from wf_cli_getopt) if it is one of the
@@ -41,6 +50,15 @@ enum {
 bool wf_client_opt(wf_client_opts *o, int c, const char *arg);
 
 struct wf_cmd;
+struct wf_tls_files;
+
+// wf_cli_tls_client sets up TLS for dialing URL (a client or a worker):
+// the files of F (flags; NULL members are taken from $WEFT_TLS_CA,
+// $WEFT_TLS_CERT, $WEFT_TLS_KEY) are read and checked once per process.
+// Returns -1 to go on (URL is not tls+tcp://, or TLS is ready), else the
+// exit code after printing why: WF_EXIT_USAGE for TLS flags with a plain
+// URL, a tls+tcp:// URL without a CA, or a bad file.
+int wf_cli_tls_client(const char *url, const struct wf_tls_files *f);
 // wf_client_parse reads the shared flags of a client subcommand whose other
 // input is MINPOS to MAXPOS positional arguments (from argv[optind]).
 // Returns -1 to go on, else the exit code to return (help, usage error).

@@ -1,6 +1,7 @@
 // `weft worker [--connect URL] [--slots N] [--queues a,b] [--resources R]
-// [--name NAME] [--work-dir DIR] [--token-file F] [--drain-grace D]`: runs
-// a worker daemon in the foreground until SIGTERM/SIGINT, then drains.
+// [--name NAME] [--work-dir DIR] [--token-file F] [--drain-grace D]
+// [--tls-ca F [--tls-cert F --tls-key F]]`: runs a worker daemon in the
+// foreground until SIGTERM/SIGINT, then drains.
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -13,8 +14,10 @@
 #include <uv.h>
 
 #include "cli/cli.h"
+#include "cli/client.h"
 #include "common/auth.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "dag/time.h"
 #include "worker/worker.h"
 
@@ -32,6 +35,9 @@ enum {
 	OPT_WORK_DIR,
 	OPT_TOKEN_FILE,
 	OPT_DRAIN_GRACE,
+	OPT_TLS_CA,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
 };
 
 static bool
@@ -178,12 +184,16 @@ wf_cmd_worker(const wf_cmd *cmd, int argc, char **argv)
 		{"work-dir", required_argument, 0, OPT_WORK_DIR},
 		{"token-file", required_argument, 0, OPT_TOKEN_FILE},
 		{"drain-grace", required_argument, 0, OPT_DRAIN_GRACE},
+		{"tls-ca", required_argument, 0, OPT_TLS_CA},
+		{"tls-cert", required_argument, 0, OPT_TLS_CERT},
+		{"tls-key", required_argument, 0, OPT_TLS_KEY},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
 	const char *url = NULL, *slots_s = NULL, *queues_s = NULL;
 	const char *res_s = NULL, *name = NULL, *work_dir = NULL;
 	const char *token_file = NULL, *grace_s = NULL;
+	wf_tls_files tls = {0};
 	int c;
 	while ((c = wf_cli_getopt(cmd, argc, argv, "h", longopts)) != -1) {
 		switch (c) {
@@ -215,6 +225,15 @@ wf_cmd_worker(const wf_cmd *cmd, int argc, char **argv)
 		case OPT_DRAIN_GRACE:
 			grace_s = optarg;
 			break;
+		case OPT_TLS_CA:
+			tls.ca = optarg;
+			break;
+		case OPT_TLS_CERT:
+			tls.cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			tls.key = optarg;
+			break;
 		default:
 			return wf_cli_usage(cmd, "unexpected option");
 		}
@@ -227,6 +246,9 @@ wf_cmd_worker(const wf_cmd *cmd, int argc, char **argv)
 		const char *env = getenv("WEFT_SCHEDULER");
 		url = env != NULL && env[0] != '\0' ? env : DEFAULT_URL;
 	}
+	int tls_code = wf_cli_tls_client(url, &tls);
+	if (tls_code >= 0)
+		return tls_code;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	if (ncpu < 1)
 		ncpu = 1;
@@ -335,5 +357,6 @@ wf_cmd_worker(const wf_cmd *cmd, int argc, char **argv)
 	wf_worker_free(d.w);
 	if (uv_loop_close(&loop) != 0)
 		wf_log(WF_LOG_WARN, "worker: handles left open at exit");
+	wf_tls_reset();
 	return WF_EXIT_OK;
 }

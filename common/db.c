@@ -241,6 +241,12 @@ open_env(wf_db *db, const char *const *tables, char *err, size_t errlen)
 	return WF_EOK;
 }
 
+void
+wf_db_lazy_meta(wf_db *db)
+{
+	WF_ASSERT(mdb_env_set_flags(db->env, MDB_NOMETASYNC, 1) == 0);
+}
+
 wf_err
 wf_db_open(const char *dir, const char *const *tables, unsigned ntables,
 	wf_db **out, char *err, size_t errlen)

@@ -31,6 +31,14 @@ typedef unsigned wf_dbi; // a table: its index in the list given to open
 wf_err wf_db_open(const char *dir, const char *const *tables,
 	unsigned ntables, wf_db **out, char *err, size_t errlen) WF_MUST_CHECK;
 
+// wf_db_lazy_meta lets DB's commits skip the second flush of each commit
+// (LMDB's MDB_NOMETASYNC): the data pages are still synced before the
+// commit returns, the new root page only with the next commit. A crash of
+// the machine may then undo the last commit, never corrupt the database;
+// a crash of the process loses nothing. For stores that something else
+// backs up (the worker's spool: the scheduler holds the truth).
+void wf_db_lazy_meta(wf_db *db);
+
 // wf_db_close closes DB and releases the data dir. No transaction may be
 // open. NULL is allowed.
 void wf_db_close(wf_db *db);

@@ -17,6 +17,9 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/net_int.h"
+#include "common/ratelog.h"
+#include "common/tls.h"
 #include "common/wire.h"
 
 // NNG_OPT_RECVMAXSZ counts what is on the wire: the body (at most
@@ -25,11 +28,13 @@
 #define RECV_MAX (WF_MSG_MAX + 64)
 
 // Contexts a server keeps receiving, so a burst never waits for the loop.
+// With a hundred workers this caps a commit at ~10 SYNCs; 64 gave 1.5-2x
+// the completions/s at 100 workers x 8 slots (bench/capacity.sh) but kept
+// a peer that reads none of its replies from being shed in time
+// (test_hostile.py): left at 4 until the shedding rule allows more.
 #define SERVER_SPARE 4
 // Requests handed to the handler per loop iteration (see srv_async_cb).
 #define SERVER_BATCH 128
-// Connections shed lately, whose requests still in the pool are dropped.
-#define SHED_KEEP 16
 // Bytes of replies queued behind another reply to the same peer beyond
 // which the server sheds that peer (see shed).
 #define PARKED_MAX ((size_t)64 << 20)
@@ -187,48 +192,7 @@ raise_nofile(void)
 	}
 }
 
-// Who holds a request's context: NNG (RECV, SEND: an operation is
-// pending), the queue to the loop (QUEUED), or the handler (HELD).
-enum req_state { RS_IDLE, RS_RECV, RS_QUEUED, RS_HELD, RS_SEND };
 
-struct wf_request {
-	wf_server *s;
-	nng_ctx ctx;
-	nng_aio *aio;
-	nng_msg *msg;           // the request while QUEUED or HELD
-	enum req_state state;   // under s->mu
-	wf_request *next_ready; // under s->mu
-	wf_request *next_all;   // loop thread; freed only at close
-	nng_pipe pipe;          // SEND: the connection of the reply
-	size_t sending;         // SEND: its size, under s->mu
-};
-
-struct wf_server {
-	uv_loop_t *loop;
-	nng_socket sock;
-	nng_listener listener;
-	wf_server_cb cb;
-	void *arg;
-	uv_async_t async;
-
-	pthread_mutex_t mu;     // guards the fields up to `all`
-	wf_request *ready_head; // received (or failed) contexts for the loop
-	wf_request *ready_tail;
-	size_t nrecv;           // contexts with a receive pending
-	size_t nsend;           // contexts with a send pending
-	size_t send_bytes;      // the size of their replies
-	bool closing;
-
-	wf_request *all; // every context, loop thread
-	size_t nctx;
-	size_t nheld;    // handed to the handler, not yet answered
-	size_t max_held;
-	bool dropping;   // logged the start of a drop spell
-	uint32_t shed_ids[SHED_KEEP]; // pipe ids, loop thread
-	unsigned shed_next;
-	void (*close_cb)(void *arg);
-	void *close_arg;
-};
 
 static void
 ready_push(wf_server *s, wf_request *r)
@@ -416,14 +380,26 @@ shed(wf_server *s)
 	nng_pipe p = NNG_PIPE_INITIALIZER;
 	pthread_mutex_lock(&s->mu);
 	bool full = s->nrecv == 0 && s->nctx >= s->max_held + SERVER_SPARE;
+	if (full && !s->closing) {
+		// After a flood the pool stays at its bound, mostly idle: a
+		// moment with no context receiving is not a full pool, and
+		// shedding then would cut off an ordinary peer that has a
+		// few replies on their way. Put idle contexts to work first.
+		pthread_mutex_unlock(&s->mu);
+		top_up(s);
+		pthread_mutex_lock(&s->mu);
+		full = s->nrecv == 0;
+	}
 	if ((full && s->nsend > 0) || s->send_bytes > PARKED_MAX)
 		p = heaviest_pipe(s);
 	pthread_mutex_unlock(&s->mu);
 	if (nng_pipe_id(p) > 0) {
 		uint32_t id = (uint32_t)nng_pipe_id(p);
 		if (!was_shed(s, id)) {
-			wf_log(WF_LOG_WARN, "server: closing a connection that "
-				"does not read its replies");
+			static wf_ratelog rl = WF_RATELOG_INIT(WF_LOG_WARN,
+				"connections closed for not reading replies");
+			wf_log_rated(&rl, WF_LOG_WARN, "server: closing a "
+				"connection that does not read its replies");
 			s->shed_ids[s->shed_next++ % SHED_KEEP] = id;
 		}
 		nng_pipe_close(p);
@@ -529,6 +505,8 @@ wf_server_open(uv_loop_t *loop, const char *url, wf_server_cb cb, void *arg,
 	if ((rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ,
 		     RECV_MAX)) != 0 ||
 		(rv = nng_listener_create(&s->listener, s->sock, url)) != 0 ||
+		(wf_tls_url(url) &&
+			(rv = wf_tls_apply_listener(s->listener)) != 0) ||
 		(rv = nng_listener_set_size(s->listener, NNG_OPT_RECVMAXSZ,
 			 RECV_MAX)) != 0 ||
 		(rv = nng_listener_start(s->listener, 0)) != 0) {
@@ -589,6 +567,10 @@ wf_request_reply(wf_request *r, const void *data, size_t len)
 		wf_request_drop(r);
 		return;
 	}
+	if (r->local != NULL) {
+		wf_local_reply(r, data, len);
+		return;
+	}
 	nng_pipe pipe = nng_msg_get_pipe(r->msg);
 	// Copy before freeing the request: DATA may point into it (echo).
 	nng_aio_set_msg(r->aio, msg_copy(data, len));
@@ -610,6 +592,10 @@ void
 wf_request_drop(wf_request *r)
 {
 	WF_ASSERT(r->state == RS_HELD);
+	if (r->local != NULL) {
+		wf_local_drop(r);
+		return;
+	}
 	nng_msg_free(r->msg);
 	r->msg = NULL;
 	r->s->nheld--;
@@ -636,6 +622,7 @@ wf_server_close(wf_server *s, void (*cb)(void *arg), void *arg)
 	pthread_mutex_lock(&s->mu);
 	s->closing = true;
 	pthread_mutex_unlock(&s->mu);
+	wf_local_server_closing(s);
 	// Stop every aio before closing the socket: a callback that is
 	// re-arming a receive (it saw `closing` false) must not race
 	// nng_close, which NNG 1.5.2 does not survive (a panic on a destroyed
@@ -662,35 +649,6 @@ wf_server_close(wf_server *s, void (*cb)(void *arg), void *arg)
 
 // --- Client -----------------------------------------------------------------
 
-enum call_state { CS_SEND, CS_RECV, CS_DONE };
-
-typedef struct call {
-	wf_client *c;
-	nng_ctx ctx;
-	nng_aio *aio;
-	wf_reply_cb cb;
-	void *arg;
-	int64_t deadline;      // wf_mono_ms; 0: none
-	enum call_state state; // owned by whoever runs the aio
-	int rv;
-	nng_msg *reply;
-	struct call *next_ready;
-	struct call *prev, *next; // outstanding calls, loop thread
-} call;
-
-struct wf_client {
-	uv_loop_t *loop;
-	nng_socket sock;
-	nng_dialer dialer;
-	uv_async_t async;
-	pthread_mutex_t mu; // guards the ready queue
-	call *ready_head, *ready_tail;
-	call *calls; // outstanding, loop thread
-	bool closing;
-	void (*close_cb)(void *arg);
-	void *close_arg;
-	int npipes; // connections up (atomic: NNG threads change it)
-};
 
 // pipe_cb counts the client's connections (NNG thread).
 static void
@@ -705,6 +663,8 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 bool
 wf_client_connected(const wf_client *c)
 {
+	if (c->is_local)
+		return c->local != NULL;
 	return __atomic_load_n(&c->npipes, __ATOMIC_RELAXED) > 0;
 }
 
@@ -827,6 +787,8 @@ dialer_open(nng_socket sock, const char *url, nng_dialer *d)
 	if ((rv = nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ,
 		     RECV_MAX)) != 0 ||
 		(rv = nng_dialer_create(d, sock, url)) != 0 ||
+		(wf_tls_url(url) &&
+			(rv = wf_tls_apply_dialer(*d, url)) != 0) ||
 		(rv = nng_dialer_set_size(*d, NNG_OPT_RECVMAXSZ,
 			 RECV_MAX)) != 0 ||
 		(rv = nng_dialer_set_ms(*d, NNG_OPT_RECONNMINT,
@@ -894,6 +856,8 @@ wf_client_call(wf_client *c, const void *data, size_t len,
 		return WF_ECLOSED;
 	if (len > WF_MSG_MAX)
 		return WF_ETOOBIG;
+	if (c->is_local)
+		return wf_local_send(c, data, len, timeout_ms, cb, arg);
 	call *k = calloc(1, sizeof(*k));
 	if (k == NULL)
 		abort();
@@ -948,6 +912,10 @@ wf_client_close(wf_client *c, void (*cb)(void *arg), void *arg)
 	c->closing = true;
 	c->close_cb = cb;
 	c->close_arg = arg;
+	if (c->is_local) {
+		wf_local_close(c);
+		return;
+	}
 	// Stop every call first (each completes with NNG_ECANCELED and
 	// queues itself), then close the socket with nothing in flight.
 	for (call *k = c->calls; k != NULL; k = k->next)
@@ -975,10 +943,104 @@ wf_client_close(wf_client *c, void (*cb)(void *arg), void *arg)
 
 // --- Blocking call for the CLI ----------------------------------------------
 
+// stat_of reads the counter NAME of dialer D from the snapshot ST (0 when
+// NNG keeps no such statistic).
+static uint64_t
+stat_of(nng_stat *st, nng_dialer d, const char *name)
+{
+	nng_stat *ds = nng_stat_find_dialer(st, d);
+	nng_stat *c = ds != NULL ? nng_stat_find(ds, name) : NULL;
+	return c != NULL ? nng_stat_value(c) : 0;
+}
+
+// dial_why says in WHY what kept dialer D from connecting, when NNG's
+// statistics tell: a TLS handshake that failed (a certificate not signed by
+// our CA, or for another name; a scheduler that wants a client
+// certificate), or a peer that does not speak SP over that transport (a
+// TLS listener dialed with tcp://, or something that is not a scheduler).
+static void
+dial_why(nng_dialer d, const char *url, char *why, size_t whylen)
+{
+	nng_stat *st;
+	if (why == NULL || whylen == 0 || nng_stats_get(&st) != 0)
+		return;
+	uint64_t auth = stat_of(st, d, "auth");
+	uint64_t proto = stat_of(st, d, "proto");
+	uint64_t other = stat_of(st, d, "other");
+	uint64_t discon = stat_of(st, d, "disconnect");
+	nng_stats_free(st);
+	bool tls = wf_tls_url(url);
+	if (auth > 0)
+		snprintf(why, whylen, "the TLS handshake failed: the "
+			"scheduler's certificate is not signed by the CA we "
+			"trust (--tls-ca, $WEFT_TLS_CA), or does not name the "
+			"host of the URL (an IP address must be in it as a DNS "
+			"name too: mbedTLS 2 checks only those), or the "
+			"scheduler wants a client certificate (--tls-cert, "
+			"--tls-key) that it trusts");
+	else if (tls && (proto > 0 || other > 0 || discon > 0))
+		snprintf(why, whylen, "the TLS handshake failed: does it "
+			"listen on tls+tcp://, and does it trust our client "
+			"certificate? (its log may say more)");
+	else if (!tls && (proto > 0 || other > 0 || discon > 0))
+		snprintf(why, whylen, "connections are made but do not "
+			"get through weft's handshake (if the scheduler "
+			"listens on tls+tcp://, use that URL and --tls-ca)");
+}
+
 wf_err
 wf_call_sync(const char *url, const void *data, size_t len,
 	int32_t timeout_ms, void **reply, size_t *replylen)
 {
+	return wf_call_sync_why(url, data, len, timeout_ms, reply, replylen,
+		NULL, 0);
+}
+
+// The blocking calls' connection, kept for the next call to the same URL:
+// `weft run` asks its scheduler for progress ten times a second, and a
+// socket set up and torn down per call costs NNG a dozen thread hand-offs.
+// Left open at exit (the process ends it).
+static struct {
+	pthread_mutex_t mu; // held for a whole call
+	char *url;          // NULL: no socket
+	nng_socket sock;
+	nng_dialer dialer;
+} sync_conn = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+// sync_socket makes sync_conn a socket dialing URL (mu held): 0 or an NNG
+// error.
+static int
+sync_socket(const char *url)
+{
+	if (sync_conn.url != NULL && strcmp(sync_conn.url, url) == 0)
+		return 0;
+	if (sync_conn.url != NULL) {
+		close_bounded(sync_conn.sock, "CLI");
+		free(sync_conn.url);
+		sync_conn.url = NULL;
+	}
+	int rv = nng_req0_open(&sync_conn.sock);
+	if (rv != 0) {
+		must(rv);
+		return rv;
+	}
+	if ((rv = dialer_open(sync_conn.sock, url, &sync_conn.dialer)) != 0) {
+		must(rv);
+		nng_close(sync_conn.sock);
+		return rv;
+	}
+	sync_conn.url = strdup(url);
+	WF_ASSERT(sync_conn.url != NULL);
+	return 0;
+}
+
+wf_err
+wf_call_sync_why(const char *url, const void *data, size_t len,
+	int32_t timeout_ms, void **reply, size_t *replylen, char *why,
+	size_t whylen)
+{
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
 	nng_socket sock;
 	nng_dialer dialer;
 	nng_ctx ctx;
@@ -988,15 +1050,22 @@ wf_call_sync(const char *url, const void *data, size_t len,
 
 	if (len > WF_MSG_MAX)
 		return WF_ETOOBIG;
-	if ((rv = nng_req0_open(&sock)) != 0) {
-		must(rv);
+	pthread_mutex_lock(&sync_conn.mu);
+	if ((rv = sync_socket(url)) != 0) {
+		pthread_mutex_unlock(&sync_conn.mu);
 		return wf_err_from_nng(rv);
 	}
-	if ((rv = dialer_open(sock, url, &dialer)) != 0 ||
-		(rv = nng_ctx_open(&ctx, sock)) != 0 ||
-		(rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+	sock = sync_conn.sock;
+	dialer = sync_conn.dialer;
+	if ((rv = nng_ctx_open(&ctx, sock)) != 0) {
 		must(rv);
-		nng_close(sock);
+		pthread_mutex_unlock(&sync_conn.mu);
+		return wf_err_from_nng(rv);
+	}
+	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+		must(rv);
+		nng_ctx_close(ctx);
+		pthread_mutex_unlock(&sync_conn.mu);
 		return wf_err_from_nng(rv);
 	}
 	nng_ctx_set_ms(ctx, NNG_OPT_REQ_RESENDTIME, resend_ms(timeout_ms));
@@ -1012,6 +1081,8 @@ wf_call_sync(const char *url, const void *data, size_t len,
 	if ((rv = nng_aio_result(aio)) != 0) {
 		msg_free(nng_aio_get_msg(aio));
 		e = rv == NNG_ETIMEDOUT ? WF_EUNREACHABLE : wf_err_from_nng(rv);
+		if (e == WF_EUNREACHABLE)
+			dial_why(dialer, url, why, whylen);
 		goto out;
 	}
 	if (deadline != 0) {
@@ -1037,6 +1108,6 @@ wf_call_sync(const char *url, const void *data, size_t len,
 out:
 	nng_aio_free(aio);
 	nng_ctx_close(ctx);
-	close_bounded(sock, "CLI");
+	pthread_mutex_unlock(&sync_conn.mu);
 	return e;
 }

@@ -45,7 +45,8 @@ typedef void (*wf_server_cb)(void *arg, wf_request *req, const void *data,
 	size_t len);
 
 // wf_server_open listens on URL ("tcp://127.0.0.1:0", "ipc:///x",
-// "inproc://x"; "tls+tcp://..." needs a TLS config, not done yet). On
+// "inproc://x", "tls+tcp://HOST:PORT" once wf_tls_setup_server was
+// called (common/tls.h; WF_EINVAL without it). On
 // success writes the address actually bound (for tcp, the real port in
 // place of 0) to BOUND (BOUNDLEN bytes; BOUND may be NULL) and *out.
 // Errors: WF_EINVAL (bad URL), WF_EBUSY (address in use), WF_EPERM,
@@ -84,11 +85,20 @@ typedef struct wf_client wf_client;
 typedef void (*wf_reply_cb)(void *arg, wf_err err, const void *data,
 	size_t len);
 
-// wf_client_open dials URL in the background and keeps redialing when the
+// wf_client_open dials URL (a tls+tcp:// one needs wf_tls_setup_client
+// first) in the background and keeps redialing when the
 // peer goes away (100 ms to 2 s backoff; requests wait and are resent by
 // REQ). Errors: WF_EINVAL for a URL NNG cannot parse.
 wf_err wf_client_open(uv_loop_t *loop, const char *url, wf_client **out)
 	WF_MUST_CHECK;
+
+// wf_client_open_local makes a client for S's own loop whose calls go
+// straight to S's handler, without NNG (no threads, no wake-ups): for a
+// worker that shares its scheduler's loop (`weft run`). It behaves as a
+// client connected to S (replies, timeouts, resends of dropped calls
+// without a timeout, WF_ECLOSED on close); once S closes, its calls time
+// out and wf_client_connected says false. Close it before S's loop ends.
+wf_err wf_client_open_local(wf_server *s, wf_client **out) WF_MUST_CHECK;
 
 // wf_client_call sends DATA (copied) on a fresh context and calls CB once,
 // on the loop thread and never from inside wf_client_call, with the reply
@@ -116,5 +126,13 @@ void wf_client_close(wf_client *c, void (*cb)(void *arg), void *arg);
 // loop; safe from any thread.
 wf_err wf_call_sync(const char *url, const void *data, size_t len,
 	int32_t timeout_ms, void **reply, size_t *replylen) WF_MUST_CHECK;
+
+// wf_call_sync_why is wf_call_sync that, when it returns WF_EUNREACHABLE,
+// also writes to WHY (WHYLEN bytes; may be NULL) what the attempts to
+// connect ran into when NNG can tell (a failed TLS handshake, a peer that
+// does not speak SP), else "".
+wf_err wf_call_sync_why(const char *url, const void *data, size_t len,
+	int32_t timeout_ms, void **reply, size_t *replylen, char *why,
+	size_t whylen) WF_MUST_CHECK;
 
 #endif

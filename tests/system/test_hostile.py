@@ -13,6 +13,7 @@ body. Everything is bounded in count and time, and loopback only.
 import json
 import os
 import random
+import re
 import resource
 import select
 import socket
@@ -778,3 +779,53 @@ def test_peers_that_never_read_their_replies(h, tmp_path):
         for s in socks:
             reset(s)
     h.check("after the peers that read nothing")
+
+
+def summaries(text, what):
+    """The counts of the ratelog summaries for WHAT in TEXT."""
+    pat = re.compile(r"\.\.\. and ([\d,]+) more " + re.escape(what) + r" in the last \d+ s")
+    return [int(m.group(1).replace(",", "")) for m in pat.finditer(text)]
+
+
+def test_a_flood_of_bad_messages_keeps_the_log_small(h):
+    # Every malformed request is refused and answered, but a peer that
+    # sends thousands must not write thousands of log lines: a few a
+    # second, then one line with the count (common/ratelog.h).
+    # Small batches: a peer that leaves hundreds of replies unread is
+    # shed (test_peers_that_never_read_their_replies), not this one.
+    n, batch = 6000, 20
+    log = h.c.sched.log_path
+    start = log.stat().st_size
+    bad = mp([1, 5, "ping"])  # a CALL missing its fields
+    r = Req(h.port)
+    t0 = time.monotonic()
+    try:
+        for _ in range(n // batch):
+            hdrs = {r.send_raw(bad) for _ in range(batch)}
+            # Replies to pipelined requests may come in any order.
+            for _ in range(batch):
+                data = r.recv_frame()
+                hdrs.remove(data[:4])
+                reply, _ = unmp(data, 4)
+                assert reply[2] == EPROTO, reply
+            assert not hdrs
+    finally:
+        r.close()
+    secs = time.monotonic() - t0
+    h.check("a flood of malformed requests", full=False)
+    grown = log.read_bytes()[start:].decode(errors="replace")
+    lines = [l for l in grown.splitlines() if "malformed request dropped" in l]
+    # 5 a second per kind at most (and one window started before t0).
+    assert 5 <= len(lines) <= 5 * (int(secs) + 2), (len(lines), secs)
+    assert len(grown) < 64 << 10, f"the log grew by {len(grown)} bytes"
+    # The rest is summed up within the summary interval (10 s) and a tick
+    # of the scheduler; earlier tests' leftovers may be in the count too.
+    def summed():
+        text = log.read_bytes()[start:].decode(errors="replace")
+        got = sum(summaries(text, "malformed requests dropped"))
+        return got if got >= n - len(lines) else None
+    total = wait_for(summed, timeout=30, interval=0.5,
+                     what="the summary of the malformed requests")
+    print(f"\n{n} malformed requests in {secs:.1f} s: {len(lines)} lines, "
+          f"then {total} summed up; the log grew {len(grown)} bytes")
+    h.check("after the flood of malformed requests")

@@ -783,6 +783,160 @@ START_TEST(close_under_load)
 }
 END_TEST
 
+// --- Loop-local clients (common/netlocal.c) ---------------------------------
+
+START_TEST(local_echo_in_order)
+{
+	uv_loop_t loop;
+	srv t;
+	wf_client *c;
+	uv_loop_init(&loop);
+	srv_open(&loop, &t, "inproc://local-echo", M_ECHO, NULL, 0);
+	ck_assert_int_eq(wf_client_open_local(t.s, &c), WF_EOK);
+	ck_assert(wf_client_connected(c));
+	rec r[20] = {{0}};
+	int order[20], pos = 0;
+	for (int i = 0; i < 20; i++) {
+		char text[16];
+		snprintf(text, sizeof text, "m%d", i);
+		r[i].order = order;
+		r[i].nextpos = &pos;
+		r[i].id = i;
+		call(c, text, i % 2 ? 1000 : 0, &r[i]);
+	}
+	// Never from inside wf_client_call: nothing reached the handler yet.
+	ck_assert_int_eq(t.nreq, 0);
+	ck_assert(run_until(&loop, &pos, 20, 5000));
+	for (int i = 0; i < 20; i++) {
+		char text[16];
+		int n = snprintf(text, sizeof text, "m%d", i);
+		ck_assert_int_eq(r[i].done, 1);
+		ck_assert_int_eq(r[i].err, WF_EOK);
+		ck_assert_uint_eq(r[i].len, (size_t)n);
+		ck_assert(memcmp(r[i].data, text, (size_t)n) == 0);
+		ck_assert_int_eq(order[i], i); // in call order
+	}
+	ck_assert_int_eq(wf_client_call(c, "x", (size_t)WF_MSG_MAX + 1, 0,
+		rec_cb, &r[0]), WF_ETOOBIG);
+	finish(&loop, c, &t);
+}
+END_TEST
+
+START_TEST(local_held_then_timeout)
+{
+	uv_loop_t loop;
+	srv t;
+	wf_client *c;
+	uv_loop_init(&loop);
+	srv_open(&loop, &t, "inproc://local-held", M_HOLD, NULL, 0);
+	ck_assert_int_eq(wf_client_open_local(t.s, &c), WF_EOK);
+	rec r[3] = {{0}};
+	call(c, "a", 5000, &r[0]);
+	call(c, "b", 5000, &r[1]);
+	call(c, "c", 150, &r[2]);
+	ck_assert(run_until(&loop, &t.nheld, 3, 5000));
+	// The third gives up while held; its late answer goes nowhere.
+	ck_assert(run_until(&loop, &r[2].done, 1, 5000));
+	ck_assert_int_eq(r[2].err, WF_ETIMEOUT);
+	ck_assert_int_eq(r[0].done + r[1].done, 0);
+	reply_held(&t);
+	int both = 0;
+	int64_t end = wf_mono_ms() + 5000;
+	while ((both = r[0].done + r[1].done) < 2 && wf_mono_ms() < end)
+		run_for(&loop, 5);
+	ck_assert_int_eq(both, 2);
+	ck_assert_int_eq(r[0].err, WF_EOK);
+	ck_assert_int_eq(r[2].done, 1);
+	finish(&loop, c, &t);
+}
+END_TEST
+
+START_TEST(local_dropped_times_out_or_waits)
+{
+	uv_loop_t loop;
+	srv t;
+	wf_client *c;
+	uv_loop_init(&loop);
+	srv_open(&loop, &t, "inproc://local-drop", M_DROP, NULL, 0);
+	ck_assert_int_eq(wf_client_open_local(t.s, &c), WF_EOK);
+	rec with = {0}, without = {0};
+	call(c, "t", 300, &with);
+	call(c, "n", 0, &without);
+	ck_assert(run_until(&loop, &with.done, 1, 5000));
+	ck_assert_int_eq(with.err, WF_ETIMEOUT);
+	// Without a timeout, a dropped call waits to be sent again (as REQ
+	// resends, after WF_NET_RESEND_MS); closing ends it.
+	ck_assert_int_eq(t.nreq, 2);
+	run_for(&loop, 100);
+	ck_assert_int_eq(without.done, 0);
+	ck_assert_int_eq(t.nreq, 2);
+	finish(&loop, c, &t);
+	ck_assert_int_eq(without.done, 1);
+	ck_assert_int_eq(without.err, WF_ECLOSED);
+}
+END_TEST
+
+START_TEST(local_client_close_with_held)
+{
+	uv_loop_t loop;
+	srv t;
+	wf_client *c;
+	uv_loop_init(&loop);
+	srv_open(&loop, &t, "inproc://local-cc", M_HOLD, NULL, 0);
+	ck_assert_int_eq(wf_client_open_local(t.s, &c), WF_EOK);
+	rec r[3] = {{0}};
+	for (int i = 0; i < 3; i++)
+		call(c, "poll", i == 0 ? 0 : 10000, &r[i]);
+	ck_assert(run_until(&loop, &t.nheld, 2, 5000));
+	ck_assert(run_until(&loop, &t.nheld, 3, 5000));
+	int closed = 0;
+	wf_client_close(c, flag_cb, &closed);
+	ck_assert_int_eq(wf_client_call(c, "x", 1, 100, rec_cb, &r[0]),
+		WF_ECLOSED);
+	ck_assert_int_eq(count_done(r, 3), 0);
+	ck_assert(run_until(&loop, &closed, 1, 5000));
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(r[i].done, 1);
+		ck_assert_int_eq(r[i].err, WF_ECLOSED);
+	}
+	// Answering (or dropping) requests whose client has gone is
+	// harmless; one is left held for the server's close to free.
+	wf_request_drop(t.held[2]);
+	t.nheld = 2;
+	wf_request_reply(t.held[1], "late", 4);
+	t.nheld = 1;
+	run_for(&loop, 20);
+	finish(&loop, NULL, &t);
+}
+END_TEST
+
+START_TEST(local_server_close_then_timeout)
+{
+	uv_loop_t loop;
+	srv t;
+	wf_client *c;
+	uv_loop_init(&loop);
+	srv_open(&loop, &t, "inproc://local-sc", M_HOLD, NULL, 0);
+	ck_assert_int_eq(wf_client_open_local(t.s, &c), WF_EOK);
+	rec held = {0}, later = {0};
+	call(c, "poll", 400, &held);
+	ck_assert(run_until(&loop, &t.nheld, 1, 5000));
+	int closed = 0;
+	wf_server_close(t.s, flag_cb, &closed);
+	t.s = NULL;
+	t.nheld = 0;
+	ck_assert(run_until(&loop, &closed, 1, 5000));
+	// A server that is gone: calls time out, and the client says so.
+	ck_assert(!wf_client_connected(c));
+	call(c, "again", 200, &later);
+	ck_assert(run_until(&loop, &later.done, 1, 5000));
+	ck_assert(run_until(&loop, &held.done, 1, 5000));
+	ck_assert_int_eq(held.err, WF_ETIMEOUT);
+	ck_assert_int_eq(later.err, WF_ETIMEOUT);
+	finish(&loop, c, NULL);
+}
+END_TEST
+
 START_TEST(open_errors)
 {
 	uv_loop_t loop;
@@ -827,6 +981,11 @@ net_suite(void)
 	tcase_add_test(tc, close_from_handler);
 	tcase_add_test(tc, close_under_load);
 	tcase_add_test(tc, open_errors);
+	tcase_add_test(tc, local_echo_in_order);
+	tcase_add_test(tc, local_held_then_timeout);
+	tcase_add_test(tc, local_dropped_times_out_or_waits);
+	tcase_add_test(tc, local_client_close_with_held);
+	tcase_add_test(tc, local_server_close_then_timeout);
 	suite_add_tcase(s, tc);
 	return s;
 }
