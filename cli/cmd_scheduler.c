@@ -1,5 +1,6 @@
 // `weft scheduler`: the scheduler daemon in the foreground, on its own
 // loop, until SIGTERM or SIGINT (then a clean shutdown and exit 0).
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "cli/cli.h"
 #include "common/auth.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "dag/time.h"
 #include "scheduler/sched.h"
 
@@ -83,6 +85,11 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 		OPT_WORKER_TOKEN,
 		OPT_INSECURE,
 		OPT_LEASE,
+		OPT_KEEP_RUNS,
+		OPT_KEEP_DAYS,
+		OPT_TLS_CERT,
+		OPT_TLS_KEY,
+		OPT_TLS_CA,
 	};
 	static const struct option longopts[] = {
 		{"data", required_argument, 0, OPT_DATA},
@@ -92,6 +99,11 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 		{"worker-token-file", required_argument, 0, OPT_WORKER_TOKEN},
 		{"insecure", no_argument, 0, OPT_INSECURE},
 		{"lease", required_argument, 0, OPT_LEASE},
+		{"keep-runs", required_argument, 0, OPT_KEEP_RUNS},
+		{"keep-days", required_argument, 0, OPT_KEEP_DAYS},
+		{"tls-cert", required_argument, 0, OPT_TLS_CERT},
+		{"tls-key", required_argument, 0, OPT_TLS_KEY},
+		{"tls-ca", required_argument, 0, OPT_TLS_CA},
 		{"help", no_argument, 0, 'h'},
 		{0},
 	};
@@ -100,6 +112,10 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 	const char *token_file = NULL, *worker_token_file = NULL;
 	bool insecure = false;
 	int64_t lease_ms = 0; // 0: the scheduler's default (15 s)
+	// Retention: finished runs kept per DAG, and their age limit.
+	uint32_t keep_runs = 0; // 0: the scheduler's default
+	int64_t keep_ms = 0;    // 0: no age limit
+	wf_tls_files tls = {0};
 	int c;
 	while ((c = wf_cli_getopt(cmd, argc, argv, "h", longopts)) != -1) {
 		switch (c) {
@@ -129,6 +145,40 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 		case OPT_INSECURE:
 			insecure = true;
 			break;
+		case OPT_TLS_CERT:
+			tls.cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			tls.key = optarg;
+			break;
+		case OPT_TLS_CA:
+			tls.ca = optarg;
+			break;
+		case OPT_KEEP_RUNS: {
+			char *end;
+			errno = 0;
+			unsigned long long n = strtoull(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' ||
+				errno != 0 || n >= UINT32_MAX)
+				return wf_cli_usage(cmd, "--keep-runs wants a "
+							 "number of runs (0: "
+							 "keep all), not '%s'",
+					optarg);
+			keep_runs = n == 0 ? WF_SCHED_KEEP_ALL : (uint32_t)n;
+			break;
+		}
+		case OPT_KEEP_DAYS: {
+			char *end;
+			double days = strtod(optarg, &end);
+			if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' ||
+				!(days >= 0 && days <= 100000))
+				return wf_cli_usage(cmd, "--keep-days wants a "
+							 "number of days (0: no "
+							 "age limit), not '%s'",
+					optarg);
+			keep_ms = (int64_t)(days * 86400000.0);
+			break;
+		}
 		case OPT_LEASE:
 			if (!wf_duration_parse(optarg, &lease_ms) ||
 				lease_ms < 500 || lease_ms > 86400000)
@@ -146,6 +196,25 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 	if (worker_token_file != NULL && token_file == NULL)
 		return wf_cli_usage(cmd, "--worker-token-file needs "
 					 "--token-file (the clients' token)");
+	bool tls_given = tls.cert != NULL || tls.key != NULL || tls.ca != NULL;
+	if (wf_tls_url(listen) && (tls.cert == NULL || tls.key == NULL))
+		return wf_cli_usage(cmd, "--listen %s needs --tls-cert FILE and "
+					 "--tls-key FILE (the scheduler's "
+					 "certificate and its key; see "
+					 "docs/operations.md, \"TLS\")",
+			listen);
+	if (!wf_tls_url(listen) && tls_given)
+		return wf_cli_usage(cmd, "--tls-cert, --tls-key and --tls-ca "
+					 "are for a tls+tcp:// --listen address, "
+					 "not %s",
+			listen);
+	if (tls_given) {
+		char terr[1024];
+		if (wf_tls_setup_server(&tls, terr, sizeof(terr)) != WF_EOK) {
+			wf_cli_error("%s", terr);
+			return WF_EXIT_USAGE;
+		}
+	}
 	// weft runs commands on workers: anyone who can reach this port can
 	// run anything there. Without a token, only loopback and local
 	// sockets are served unless the user says --insecure.
@@ -163,6 +232,7 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 	if (!read_secrets(token_file, &token) ||
 		!read_secrets(worker_token_file, &worker_token)) {
 		wf_auth_wipe_free(token);
+		wf_tls_reset();
 		return WF_EXIT_USAGE;
 	}
 
@@ -175,6 +245,8 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 		.listen_url = listen,
 		.schedules = true,
 		.lease_ms = (uint32_t)lease_ms,
+		.keep_runs = keep_runs,
+		.keep_ms = keep_ms,
 		// Workers must be heard from several times per lease: a short
 		// lease (for tests) shortens the heartbeat with it.
 		.heartbeat_ms = lease_ms > 0 && lease_ms < 4000
@@ -194,6 +266,7 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 		wf_cli_error("%s", err);
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);
+		wf_tls_reset();
 		return WF_EXIT_FAIL;
 	}
 	uv_signal_init(&loop, &d.sigterm);
@@ -204,5 +277,6 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	wf_sched_free(d.sched);
 	uv_loop_close(&loop);
+	wf_tls_reset();
 	return WF_EXIT_OK;
 }

@@ -69,6 +69,9 @@ embed_main(void *arg)
 		.loop = &e->loop,
 		.data_dir = e->data_dir,
 		.listen_url = e->url,
+		// Reading a dir (no worker) deletes nothing; `weft run` keeps
+		// the daemon's default number of runs.
+		.keep_runs = e->slots > 0 ? 0 : WF_SCHED_KEEP_ALL,
 	};
 	wf_err err = wf_sched_open(&so, &e->sched, e->err, sizeof(e->err));
 	if (err == WF_EOK && e->slots > 0) {
@@ -87,6 +90,8 @@ embed_main(void *arg)
 			.work_dir = e->work_dir,
 			.spool_dir = spool,
 			.heartbeat_ms = 1000,
+			// Same loop: no NNG threads between the two.
+			.local_server = wf_sched_server(e->sched),
 		};
 		err = wf_worker_new(&wo, &e->worker, e->err, sizeof(e->err));
 		if (err == WF_EOK) {

@@ -15,6 +15,9 @@
 	"  --scheduler URL    scheduler address (default $WEFT_SCHEDULER, else\n" \
 	"                     tcp://127.0.0.1:7070)\n"                           \
 	"  --token-file F     shared secret (default $WEFT_TOKEN)\n"           \
+	"  --tls-ca F         CAs of a tls+tcp:// scheduler (default $WEFT_TLS_CA)\n" \
+	"  --tls-cert F, --tls-key F  our certificate, if the scheduler wants one\n" \
+	"                     (default $WEFT_TLS_CERT, $WEFT_TLS_KEY)\n"     \
 	"  --data DIR         read the state in DIR (as `weft run` leaves it)\n" \
 	"                     instead of asking a running scheduler\n"        \
 	"  --json             print JSON instead of a table\n"
@@ -67,6 +70,8 @@ static const wf_cmd commands[] = {
 		"usage: weft scheduler [--data DIR] [--listen URL] [--http ADDR|none]\n"
 		"                      [--token-file F] [--worker-token-file F]\n"
 		"                      [--insecure] [--lease DURATION]\n"
+		"                      [--tls-cert F --tls-key F [--tls-ca F]]\n"
+		"                      [--keep-runs N] [--keep-days D]\n"
 		"\n"
 		"Runs in the foreground until SIGTERM or SIGINT.\n"
 		"\n"
@@ -81,12 +86,20 @@ static const wf_cmd commands[] = {
 		"  --worker-token-file F  workers' own secret (default: --token-file's)\n"
 		"  --insecure         allow a non-loopback listener without a token\n"
 		"  --lease DURATION   a worker silent this long is lost and its attempts\n"
-		"                     run elsewhere (default 15s; short ones are for tests)\n",
+		"                     run elsewhere (default 15s; short ones are for tests)\n"
+		"  --tls-cert F       certificate for a tls+tcp:// --listen (PEM)\n"
+		"  --tls-key F        its private key (PEM, unencrypted)\n"
+		"  --tls-ca F         require client certificates signed by these CAs\n"
+		"  --keep-runs N      keep the newest N finished runs of each DAG and\n"
+		"                     delete older ones (default 1000; 0 keeps all)\n"
+		"  --keep-days D      also delete finished runs that ended more than D\n"
+		"                     days ago (default 0: no age limit)\n",
 		wf_cmd_scheduler},
 	{"worker", "run a worker daemon",
 		"usage: weft worker [--connect URL] [--slots N] [--queues a,b]\n"
 		"                   [--resources cpus=N,memory=SIZE,gpus=N] [--name NAME]\n"
 		"                   [--work-dir DIR] [--token-file F] [--drain-grace D]\n"
+		"                   [--tls-ca F [--tls-cert F --tls-key F]]\n"
 		"\n"
 		"Connects to a scheduler and runs the tasks it is given; keeps working\n"
 		"across scheduler restarts. SIGTERM or SIGINT drains: no new tasks,\n"
@@ -102,7 +115,10 @@ static const wf_cmd commands[] = {
 		"  --work-dir DIR     where tasks run (default: the current directory)\n"
 		"  --token-file F     shared secret (default $WEFT_TOKEN)\n"
 		"  --drain-grace D    how long a drain waits for running tasks before\n"
-		"                     handing them back (default 10s; 0: no limit)\n",
+		"                     handing them back (default 10s; 0: no limit)\n"
+		"  --tls-ca F         CAs of a tls+tcp:// scheduler (default $WEFT_TLS_CA)\n"
+		"  --tls-cert F, --tls-key F  our certificate, if the scheduler wants one\n"
+		"                     (default $WEFT_TLS_CERT, $WEFT_TLS_KEY)\n",
 		wf_cmd_worker},
 	{"submit", "register or update DAG files on the scheduler",
 		"usage: weft submit FILE... [--json]\n"

@@ -18,9 +18,13 @@
 static void
 pack_run_arg(msgpack_packer *pk, void *arg)
 {
-	msgpack_pack_map(pk, 1);
+	msgpack_pack_map(pk, 2);
 	msgpack_pack_str_with_body(pk, "run", 3);
 	msgpack_pack_str_with_body(pk, arg, strlen(arg));
+	// The scheduler answers when the run ends, or after this long with
+	// the counts so far: no poll interval added to a run's time.
+	msgpack_pack_str_with_body(pk, "wait_ms", 7);
+	msgpack_pack_int64(pk, POLL_MS);
 }
 
 static long long
@@ -38,6 +42,7 @@ wf_wait_run(const wf_client_opts *o, const char *run_id, char *state,
 	char last_line[256] = "";
 	for (;;) {
 		wf_reply r;
+		int64_t asked = wf_mono_ms();
 		int code = wf_cli_call(o, "status", pack_run_arg,
 			(void *)run_id, &r);
 		if (code != WF_EXIT_OK)
@@ -77,8 +82,13 @@ wf_wait_run(const wf_client_opts *o, const char *run_id, char *state,
 		}
 		if (final)
 			return WF_EXIT_OK;
-		struct timespec ts = {0, POLL_MS * 1000000L};
-		nanosleep(&ts, NULL);
+		// A scheduler that did not hold the call (an older one) is
+		// not asked again at once.
+		int64_t took = wf_mono_ms() - asked;
+		if (took < POLL_MS / 2) {
+			struct timespec ts = {0, (POLL_MS - took) * 1000000L};
+			nanosleep(&ts, NULL);
+		}
 	}
 }
 

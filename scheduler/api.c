@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "scheduler/retention.h"
 #include "scheduler/sched_int.h"
 
 #define LOG_READ_MAX (256u << 10)
@@ -256,11 +257,10 @@ last_run_state(wf_sched *s, const dag_entry *d)
 	wf_run *run = runs_find(s, d->last_run);
 	if (run != NULL)
 		return wf_run_state_name(run->state);
-	if (store_load_run(s, d->last_run, &run) != WF_EOK || run == NULL)
+	wf_run_state st;
+	if (store_run_state(s, d->last_run, &st) != WF_EOK)
 		return NULL;
-	const char *st = wf_run_state_name(run->state);
-	release_run(s, run, true);
-	return st;
+	return wf_run_state_name(st);
 }
 
 static void
@@ -367,6 +367,64 @@ typedef struct runs_ctx {
 	msgpack_packer ipk;
 } runs_ctx;
 
+// pack_run_record packs what api_pack_run packs without tasks, from a run
+// record of the store (docs/storage.md); false when the record lacks
+// something, and nothing is packed.
+static bool
+pack_run_record(msgpack_packer *pk, const msgpack_object *rec)
+{
+	wf_str name, dag;
+	int64_t version, st, logical = 0, created = 0, started = 0, ended = 0;
+	const msgpack_object *params;
+	if (!wf_mp_get_str(rec, "name", &name, NULL) ||
+		!wf_mp_get_str(rec, "dag", &dag, NULL) ||
+		!wf_mp_get_int(rec, "version", &version, NULL) ||
+		!wf_mp_get_int(rec, "state", &st, NULL) ||
+		!wf_mp_map_get(rec, "params", &params) ||
+		params->type != MSGPACK_OBJECT_MAP)
+		return false;
+	wf_mp_get_int(rec, "logical", &logical, NULL);
+	wf_mp_get_int(rec, "created", &created, NULL);
+	wf_mp_get_int(rec, "started", &started, NULL);
+	wf_mp_get_int(rec, "ended", &ended, NULL);
+	uint32_t np = 0;
+	for (uint32_t k = 0; k < params->via.map.size; k++)
+		np += params->via.map.ptr[k].key.type == MSGPACK_OBJECT_STR &&
+			params->via.map.ptr[k].val.type == MSGPACK_OBJECT_STR;
+	msgpack_pack_map(pk, 9);
+	pack_key(pk, "run_id");
+	wf_mp_pack_str(pk, name);
+	pack_key(pk, "dag");
+	wf_mp_pack_str(pk, dag);
+	pack_key(pk, "dag_version");
+	msgpack_pack_uint32(pk, (uint32_t)version);
+	pack_key(pk, "state");
+	// As store_load_run reads it: a state out of range is a failure.
+	wf_mp_pack_cstr(pk, wf_run_state_name(st >= 0 && st < WF_RUN_NSTATES
+		? (wf_run_state)st : WF_RUN_FAILED));
+	pack_key(pk, "logical_time");
+	pack_time(pk, logical);
+	pack_key(pk, "params");
+	msgpack_pack_map(pk, np);
+	for (uint32_t k = 0; k < params->via.map.size; k++) {
+		const msgpack_object_kv *kv = &params->via.map.ptr[k];
+		if (kv->key.type != MSGPACK_OBJECT_STR ||
+			kv->val.type != MSGPACK_OBJECT_STR)
+			continue;
+		wf_mp_pack_str(pk, (wf_str){kv->key.via.str.ptr,
+			kv->key.via.str.size});
+		wf_mp_pack_str(pk, (wf_str){kv->val.via.str.ptr,
+			kv->val.via.str.size});
+	}
+	pack_key(pk, "created_at");
+	pack_time(pk, created);
+	pack_key(pk, "started_at");
+	pack_time(pk, started);
+	pack_key(pk, "ended_at");
+	pack_time(pk, ended);
+	return true;
+}
+
 static int
 list_cb(void *arg, const msgpack_object *rec)
 {
@@ -389,6 +447,14 @@ list_cb(void *arg, const msgpack_object *rec)
 		wf_mp_get_int(rec, "state", &st, NULL);
 		if (c->state >= 0 && st != c->state)
 			return 0;
+		// The record says all a listing shows: loading the run (its
+		// DAG version and every task record) would cost seconds for
+		// a run of a million tasks.
+		if (pack_run_record(&c->ipk, rec)) {
+			c->n++;
+			c->limit--;
+			return 0;
+		}
 		if (store_load_run(c->s, (uint64_t)serial, &run) != WF_EOK ||
 			run == NULL)
 			return 0;
@@ -461,20 +527,21 @@ run_arg(wf_sched *s, wf_request *req, const wf_msg_call *c, bool *loaded)
 	memcpy(name, given.ptr, given.len);
 	name[given.len] = '\0';
 	wf_run *run = find_run(s, name, loaded);
-	if (run == NULL)
+	char gone[512];
+	if (run == NULL && retention_explain(s, name, gone, sizeof(gone)))
+		sched_reply_error(s, req, WF_ENOTFOUND, "%s", gone);
+	else if (run == NULL)
 		sched_reply_error(s, req, WF_ENOTFOUND,
 			"no run '%s' (run ids look like DAG.N; 'weft runs' "
 			"lists them)", name);
 	return run;
 }
 
+// reply_show answers REQ with RUN: all of it (show), or its state and task
+// counts (status, for progress lines).
 static void
-call_show(wf_sched *s, wf_request *req, const wf_msg_call *c, bool tasks)
+reply_show(wf_sched *s, wf_request *req, wf_run *run, bool tasks)
 {
-	bool loaded;
-	wf_run *run = run_arg(s, req, c, &loaded);
-	if (run == NULL)
-		return;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
@@ -482,7 +549,6 @@ call_show(wf_sched *s, wf_request *req, const wf_msg_call *c, bool tasks)
 	if (tasks) {
 		api_pack_run(&pk, run, true);
 	} else {
-		// status: the run and its task counts, for progress lines.
 		msgpack_pack_map(&pk, 2);
 		pack_key(&pk, "run");
 		api_pack_run(&pk, run, false);
@@ -494,7 +560,88 @@ call_show(wf_sched *s, wf_request *req, const wf_msg_call *c, bool tasks)
 		}
 	}
 	sched_reply_sbuf(s, req, &sb);
+}
+
+// A `status` call held until its run finishes or WAIT_MS is over: `weft
+// run` learns that its run ended when it does, not at its next poll.
+typedef struct status_waiter {
+	wf_request *req;
+	uint64_t run;
+	int64_t until; // wf_mono_ms
+	struct status_waiter *next;
+} status_waiter;
+
+#define STATUS_WAIT_MAX_MS 10000
+
+static void
+call_show(wf_sched *s, wf_request *req, const wf_msg_call *c, bool tasks)
+{
+	bool loaded;
+	wf_run *run = run_arg(s, req, c, &loaded);
+	if (run == NULL)
+		return;
+	int64_t wait_ms = 0;
+	if (!tasks && !loaded && !wf_run_state_final(run->state) &&
+		wf_mp_get_int(&c->args, "wait_ms", &wait_ms, NULL) &&
+		wait_ms > 0) {
+		status_waiter *w = sched_calloc(1, sizeof(*w));
+		w->req = req;
+		w->run = run->serial;
+		w->until = wf_mono_ms() + (wait_ms < STATUS_WAIT_MAX_MS
+			? wait_ms : STATUS_WAIT_MAX_MS);
+		w->next = s->status_waiters;
+		s->status_waiters = w;
+		return;
+	}
+	reply_show(s, req, run, tasks);
 	release_run(s, run, loaded);
+}
+
+void
+api_status_wake(wf_sched *s, wf_run *run)
+{
+	for (status_waiter **pw = &s->status_waiters; *pw != NULL;) {
+		status_waiter *w = *pw;
+		if (w->run != run->serial) {
+			pw = &w->next;
+			continue;
+		}
+		*pw = w->next;
+		reply_show(s, w->req, run, false);
+		free(w);
+	}
+}
+
+void
+api_status_tick(wf_sched *s)
+{
+	int64_t now = wf_mono_ms();
+	for (status_waiter **pw = &s->status_waiters; *pw != NULL;) {
+		status_waiter *w = *pw;
+		if (w->until > now) {
+			pw = &w->next;
+			continue;
+		}
+		*pw = w->next;
+		wf_run *run = runs_find(s, w->run);
+		if (run != NULL)
+			reply_show(s, w->req, run, false);
+		else
+			sched_reply_error(s, w->req, WF_ENOTFOUND, "the run "
+				"is no longer active; 'weft show' has it");
+		free(w);
+	}
+}
+
+void
+api_status_drop_all(wf_sched *s)
+{
+	while (s->status_waiters != NULL) {
+		status_waiter *w = s->status_waiters;
+		s->status_waiters = w->next;
+		wf_request_drop(w->req);
+		free(w);
+	}
 }
 
 static void

@@ -304,6 +304,11 @@ typedef struct work_builder {
 	uint32_t nowned, capowned;
 	wf_str_kv *env;
 	uint32_t nenv, capenv;
+	// WEFT_LOGICAL_TIME of the last run rendered: formatting a time
+	// costs more than the rest of an assignment, and a batch is mostly
+	// of one run.
+	const wf_run *ts_run;
+	wf_str ts;
 } work_builder;
 
 static wf_str
@@ -389,13 +394,17 @@ render_attempt(work_builder *b, wf_run *run, uint32_t i, uint32_t attempt,
 	}
 	char num[32], ts[WF_TIME_BUFLEN];
 	snprintf(num, sizeof(num), "%u", attempt);
+	if (b->ts_run != run) {
+		b->ts = own(b, sched_strdup(wf_time_format_s(run->logical_ms,
+			ts)));
+		b->ts_run = run;
+	}
 	a->env[n++] = (wf_str_kv){borrow("WEFT_DAG"), borrow(dag->name)};
 	a->env[n++] = (wf_str_kv){borrow("WEFT_RUN_ID"), borrow(run->name)};
 	a->env[n++] = (wf_str_kv){borrow("WEFT_TASK"), borrow(t->id)};
 	a->env[n++] = (wf_str_kv){
 		borrow("WEFT_ATTEMPT"), own(b, sched_strdup(num))};
-	a->env[n++] = (wf_str_kv){borrow("WEFT_LOGICAL_TIME"),
-		own(b, sched_strdup(wf_time_format_s(run->logical_ms, ts)))};
+	a->env[n++] = (wf_str_kv){borrow("WEFT_LOGICAL_TIME"), b->ts};
 	a->nenv = n;
 	a->id = (wf_attempt_id){
 		.run = run->serial, .task = i, .attempt = attempt};
@@ -489,6 +498,18 @@ fill_work(wf_sched *s, worker *w, work_builder *b)
 	}
 }
 
+// cmp_id orders attempt ids, for bsearch.
+static int
+cmp_id(const void *pa, const void *pb)
+{
+	const wf_attempt_id *a = pa, *b = pb;
+	if (a->run != b->run)
+		return a->run < b->run ? -1 : 1;
+	if (a->task != b->task)
+		return a->task < b->task ? -1 : 1;
+	return a->attempt < b->attempt ? -1 : a->attempt > b->attempt;
+}
+
 // resend_unlisted adds to B the attempts W holds that its SYNC M does not
 // list as running: their WORK reply may have reached nobody (the worker's
 // call timed out while a commit failed, or the link dropped it). A worker
@@ -497,11 +518,21 @@ static void
 resend_unlisted(wf_sched *s, worker *w, const wf_msg_sync *m,
 	work_builder *b)
 {
+	if (w->nrunning == 0)
+		return;
+	// Sorted, so that a worker with thousands of slots costs n log n,
+	// not n * n, per SYNC.
+	wf_attempt_id *listed_ids = NULL;
+	if (m->nrunning > 0) {
+		listed_ids = sched_calloc(m->nrunning, sizeof(*listed_ids));
+		memcpy(listed_ids, m->running,
+			m->nrunning * sizeof(*listed_ids));
+		qsort(listed_ids, m->nrunning, sizeof(*listed_ids), cmp_id);
+	}
 	for (uint32_t k = 0; k < w->nrunning; k++) {
 		wf_attempt_id id = w->running[k].id;
-		bool listed = false;
-		for (uint32_t j = 0; j < m->nrunning && !listed; j++)
-			listed = wf_attempt_id_eq(m->running[j], id);
+		bool listed = listed_ids != NULL && bsearch(&id, listed_ids,
+			m->nrunning, sizeof(*listed_ids), cmp_id) != NULL;
 		wf_run *run = runs_find(s, id.run);
 		if (listed || run == NULL || id.task >= run->dag->ntasks ||
 			run->t[id.task].state != WF_TASK_RUNNING ||
@@ -525,6 +556,7 @@ resend_unlisted(wf_sched *s, worker *w, const wf_msg_sync *m,
 		wf_log(WF_LOG_DEBUG, "%s %s attempt %u -> %s again", run->name,
 			run->dag->tasks[id.task].id, id.attempt, w->name);
 	}
+	free(listed_ids);
 }
 
 typedef struct ack_list {

@@ -65,6 +65,12 @@ logs_append(wf_sched *s, const char *run, const char *task, uint32_t attempt,
 {
 	char path[2048];
 	logs_path(s, run, task, attempt, path, sizeof(path));
+	// Nothing to write (most often: the end of a task that printed
+	// nothing): no file either; a missing log reads as empty.
+	if (len == 0) {
+		struct stat st;
+		return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+	}
 	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0 && errno == ENOENT) {
 		mkdirs_for(path);

@@ -210,6 +210,99 @@ registry_submit(wf_sched *s, wf_dag *parsed, const char *source, size_t len,
 	return WF_EOK;
 }
 
+// --- warming the cache ---------------------------------------------------------------
+
+// A latest version parsed on libuv's thread pool (wf_dag_load_mem is pure:
+// no loop, no LMDB, no global state), handed back to the loop thread.
+typedef struct warm_job {
+	uv_work_t req;
+	wf_sched *s;
+	char *name;
+	uint32_t version;
+	char *source;
+	size_t len;
+	wf_dag *dag;
+	struct warm_job *next;
+} warm_job;
+
+static void
+warm_work_cb(uv_work_t *req)
+{
+	warm_job *j = req->data;
+	char file[160];
+	snprintf(file, sizeof(file), "%s@%u", j->name, j->version);
+	wf_diags diags;
+	wf_diags_init(&diags, file);
+	j->dag = wf_dag_load_mem(file, j->source, j->len, &diags);
+	wf_diags_fini(&diags);
+}
+
+static void
+warm_after_cb(uv_work_t *req, int status)
+{
+	warm_job *j = req->data;
+	wf_sched *s = j->s;
+	for (warm_job **p = &s->warming; *p != NULL; p = &(*p)->next)
+		if (*p == j) {
+			*p = j->next;
+			break;
+		}
+	// Kept only if it is still the latest version and nobody parsed it
+	// meanwhile (registry_get does, when it cannot wait). A version that
+	// does not load is said when something needs it.
+	dag_entry *d = registry_find(s, j->name);
+	if (status == 0 && !s->closing && j->dag != NULL && d != NULL &&
+		d->version == j->version &&
+		cache_find(s, j->name, j->version) == NULL) {
+		cache_add(s, j->name, j->version, j->dag);
+		j->dag = NULL;
+	}
+	wf_dag_free(j->dag);
+	free(j->source);
+	free(j->name);
+	free(j);
+	sched_handle_closed(s);
+}
+
+void
+registry_warm(wf_sched *s)
+{
+	for (dag_entry *d = s->dags; d != NULL; d = d->next) {
+		if (cache_find(s, d->name, d->version) != NULL)
+			continue;
+		warm_job *j = sched_calloc(1, sizeof(*j));
+		if (store_get_version(s, d->name, d->version, &j->source,
+			    &j->len) != WF_EOK) {
+			free(j);
+			continue;
+		}
+		j->s = s;
+		j->name = sched_strdup(d->name);
+		j->version = d->version;
+		j->req.data = j;
+		if (uv_queue_work(s->loop, &j->req, warm_work_cb,
+			    warm_after_cb) != 0) {
+			free(j->source);
+			free(j->name);
+			free(j);
+			continue;
+		}
+		// Closing waits for it, as for a handle.
+		s->open_handles++;
+		j->next = s->warming;
+		s->warming = j;
+	}
+}
+
+void
+registry_warm_cancel(wf_sched *s)
+{
+	// A job that has not started ends at once (its after_cb sees
+	// UV_ECANCELED); one that has runs to its end, which close awaits.
+	for (warm_job *j = s->warming; j != NULL; j = j->next)
+		uv_cancel((uv_req_t *)&j->req);
+}
+
 void
 registry_free_all(wf_sched *s)
 {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "scheduler/run.h"
 
@@ -89,6 +90,27 @@ xcalloc(size_t n, size_t size)
 	void *p = calloc(n ? n : 1, size);
 	if (p == NULL)
 		abort();
+	return p;
+}
+
+// tinst_alloc returns N zeroed task instances. A big run's array is asked
+// to be backed by huge pages (Linux's transparent huge pages in "madvise"
+// mode): a million tasks are 70 MB, some 17,000 faults of 4 KiB pages when
+// first written, which on a virtual machine cost more than everything else
+// in creating or loading such a run. A mere hint: without it, the same.
+static wf_tinst *
+tinst_alloc(uint32_t n)
+{
+	const size_t huge = (size_t)2 << 20;
+	size_t bytes = (size_t)n * sizeof(wf_tinst);
+	if (bytes < 4 * huge)
+		return xcalloc(n, sizeof(wf_tinst));
+	size_t len = (bytes + huge - 1) / huge * huge;
+	void *p = aligned_alloc(huge, len);
+	if (p == NULL)
+		abort();
+	(void)madvise(p, len, MADV_HUGEPAGE);
+	memset(p, 0, bytes);
 	return p;
 }
 
@@ -347,7 +369,7 @@ wf_run_new(const wf_dag *dag, uint32_t version, uint64_t serial,
 		run->params[p].key = dag->params[p].key;
 		run->params[p].value = xstrdup(v);
 	}
-	run->t = xcalloc(dag->ntasks, sizeof(*run->t));
+	run->t = tinst_alloc(dag->ntasks);
 	for (uint32_t i = 0; i < dag->ntasks; i++) {
 		run->t[i].heap = WF_NO_HEAP;
 		run->t[i].exit_code = -1;

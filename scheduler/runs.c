@@ -7,12 +7,17 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "scheduler/history.h"
+#include "scheduler/retention.h"
 #include "scheduler/sched_int.h"
 
 static void
 op_changed(void *arg, wf_run *run, uint32_t i)
 {
 	store_mark_run(arg, run, i);
+	// A success teaches the task's duration (in this same commit).
+	if (i != UINT32_MAX && run->t[i].state == WF_TASK_SUCCESS)
+		history_sample(arg, run, i);
 }
 
 static void
@@ -60,6 +65,8 @@ op_finished(void *arg, wf_run *run)
 			s->capfinished, sizeof(*s->finished_runs));
 	}
 	s->finished_runs[s->nfinished++] = run;
+	api_status_wake(s, run);
+	retention_finished(s, run);
 	runs_start_queued(s, run->dag->name);
 }
 
@@ -142,6 +149,7 @@ runs_create(wf_sched *s, dag_entry *d, const wf_kv *params, uint32_t nparams,
 	dag_version *dv = registry_get(s, d->name, d->version, err, errlen);
 	if (dv == NULL)
 		return WF_ENOTFOUND;
+	history_learn(s, dv); // the new run's ranks, before it queues tasks
 	int64_t now = wf_now_ms();
 	wf_run *run;
 	wf_err e = wf_run_new(dv->dag, d->version, s->next_serial, d->nruns + 1,

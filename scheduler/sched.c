@@ -16,6 +16,9 @@
 #include "common/clock.h"
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/ratelog.h"
+#include "scheduler/history.h"
+#include "scheduler/retention.h"
 #include "scheduler/sched_int.h"
 
 #define TICK_MS 100
@@ -257,17 +260,24 @@ authenticated(wf_sched *s, wf_request *req, const wf_msg *m,
 		: m->u.call.auth, wf_now_ms(), why, sizeof(why));
 	if (e == WF_EOK)
 		return true;
+	// Anyone can send these as fast as they like: a few lines a second
+	// per kind, then a count (common/ratelog.h).
+	static wf_ratelog hello_rl = WF_RATELOG_INIT(WF_LOG_WARN,
+		"workers refused (authentication failed)");
+	static wf_ratelog call_rl = WF_RATELOG_INIT(WF_LOG_WARN,
+		"calls refused (authentication failed)");
 	if (hello)
-		wf_log(WF_LOG_WARN, "worker %.*s (%.*s, pid %" PRIu64 ") "
-			"refused: authentication failed: %s",
+		wf_log_rated(&hello_rl, WF_LOG_WARN, "worker %.*s (%.*s, pid "
+			"%" PRIu64 ") refused: authentication failed: %s",
 			(int)(m->u.hello.name.len > 100 ? 100
 			: m->u.hello.name.len), m->u.hello.name.ptr,
 			(int)(m->u.hello.host.len > 100 ? 100
 			: m->u.hello.host.len), m->u.hello.host.ptr,
 			m->u.hello.pid, why);
 	else
-		wf_log(WF_LOG_WARN, "call %.*s refused: authentication "
-			"failed: %s", (int)(m->u.call.cmd.len > 100 ? 100
+		wf_log_rated(&call_rl, WF_LOG_WARN, "call %.*s refused: "
+			"authentication failed: %s",
+			(int)(m->u.call.cmd.len > 100 ? 100
 			: m->u.call.cmd.len), m->u.call.cmd.ptr, why);
 	// A worker logs the status's name before the message; a client
 	// prints the message alone.
@@ -290,7 +300,10 @@ on_request(void *arg, wf_request *req, const void *data, size_t len)
 	if (de != WF_EOK) {
 		// The decoder's code goes back: VERSION tells an old client
 		// what is wrong, PROTO anything else.
-		wf_log(WF_LOG_WARN, "malformed request dropped: %s", err);
+		static wf_ratelog bad_rl = WF_RATELOG_INIT(WF_LOG_WARN,
+			"malformed requests dropped");
+		wf_log_rated(&bad_rl, WF_LOG_WARN, "malformed request "
+			"dropped: %s", err);
 		sched_reply_error(s, req, de, "%s request: %s",
 			de == WF_EVERSION ? "unsupported" : "malformed", err);
 		return;
@@ -378,7 +391,11 @@ tick_cb(uv_timer_t *h)
 {
 	wf_sched *s = h->data;
 	dispatch_tick(s);
+	api_status_tick(s);
 	schedule_tick(s);
+	retention_tick(s);
+	// The count of refusals left out of the log, after a flood.
+	wf_ratelog_flush_all(wf_mono_ms());
 }
 
 static wf_err
@@ -444,6 +461,8 @@ wf_sched_open(const wf_sched_opts *opts, wf_sched **out, char *err,
 	wf_err e = store_open(s, err, errlen);
 	if (e == WF_EOK)
 		e = store_recover(s, err, errlen);
+	if (e == WF_EOK)
+		retention_open(s);
 	if (e == WF_EOK) {
 		e = wf_server_open(s->loop, s->listen_url, on_request, s,
 			&s->server, s->bound, sizeof(s->bound));
@@ -469,6 +488,10 @@ wf_sched_open(const wf_sched_opts *opts, wf_sched **out, char *err,
 	uv_timer_start(&s->tick, tick_cb, TICK_MS, TICK_MS);
 	schedule_start(s); // its fire_timer is the third handle
 	s->open_handles = 3;
+	// The daemon parses its DAGs' latest versions in the background; a
+	// scheduler embedded to run one DAG or read a dir has no use for them.
+	if (s->opts.schedules)
+		registry_warm(s);
 	wf_log(WF_LOG_INFO, "scheduler listening on %s (data in %s)%s",
 		s->bound, s->data_dir, s->auth == NULL ? ""
 		: opts->worker_token != NULL ? "; clients and workers must "
@@ -484,6 +507,12 @@ wf_sched_addr(const wf_sched *s)
 	return s->bound;
 }
 
+wf_server *
+wf_sched_server(wf_sched *s)
+{
+	return s->server;
+}
+
 static void
 maybe_done(wf_sched *s)
 {
@@ -493,12 +522,17 @@ maybe_done(wf_sched *s)
 		s->close_cb(s->close_arg);
 }
 
+void
+sched_handle_closed(wf_sched *s)
+{
+	s->open_handles--;
+	maybe_done(s);
+}
+
 static void
 handle_closed_cb(uv_handle_t *h)
 {
-	wf_sched *s = h->data;
-	s->open_handles--;
-	maybe_done(s);
+	sched_handle_closed(h->data);
 }
 
 static void
@@ -515,6 +549,7 @@ wf_sched_close(wf_sched *s, void (*done)(void *arg), void *arg)
 	s->closing = true;
 	s->close_cb = done;
 	s->close_arg = arg;
+	registry_warm_cancel(s);
 	// What is decided is committed and its replies go out; held polls
 	// are dropped (workers poll again, elsewhere or later).
 	uv_prepare_stop(&s->commit_handle);
@@ -534,6 +569,7 @@ wf_sched_close(wf_sched *s, void (*done)(void *arg), void *arg)
 			w->held = NULL;
 		}
 	}
+	api_status_drop_all(s);
 	uv_timer_stop(&s->tick);
 	remove_addr_file(s);
 	uv_close((uv_handle_t *)&s->commit_handle, handle_closed_cb);
@@ -560,6 +596,8 @@ wf_sched_free(wf_sched *s)
 	dispatch_free_all(s);
 	runs_free_all(s);
 	registry_free_all(s);
+	history_free(s);
+	retention_free(s);
 	while (s->puts != NULL) {
 		pending_put *p = s->puts;
 		s->puts = p->next;

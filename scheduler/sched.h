@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "common/err.h"
+#include "common/net.h"
 
 typedef struct wf_sched wf_sched;
 
@@ -29,7 +30,15 @@ typedef struct wf_sched_opts {
 	// Testing only: a file holding the time (epoch ms) the schedules see,
 	// re-read every tick. NULL: the real clock. docs/schedules.md.
 	const char *clock_file;
+	// Retention (docs/storage.md): finished runs kept per DAG, newest
+	// first (0: the default, WF_SCHED_KEEP_RUNS; WF_SCHED_KEEP_ALL: no
+	// limit), and the age past which a finished run goes (0: none).
+	uint32_t keep_runs;
+	int64_t keep_ms;
 } wf_sched_opts;
+
+#define WF_SCHED_KEEP_RUNS 1000
+#define WF_SCHED_KEEP_ALL UINT32_MAX
 
 // wf_sched_new opens the data dir (LMDB; refuses a dir another weft
 // process holds), recovers every run that was not finished, and listens.
@@ -40,6 +49,10 @@ wf_err wf_sched_open(const wf_sched_opts *opts, wf_sched **out, char *err,
 // wf_sched_addr returns the address actually bound (port filled in); it is
 // also written to DATA/scheduler.addr.
 const char *wf_sched_addr(const wf_sched *s);
+
+// wf_sched_server returns the scheduler's server, for a worker on the same
+// loop to talk to it without NNG (wf_client_open_local).
+wf_server *wf_sched_server(wf_sched *s);
 
 // wf_sched_close stops listening, commits what is pending, closes every
 // handle, and calls DONE (may be NULL) on the loop when the scheduler can

@@ -34,6 +34,8 @@ enum {
 	T_TASKS,     // be64(serial) be32(index) -> task record
 	T_ACTIVE,    // be64(serial) -> "" for every run not final
 	T_SLOTS,     // name \0 be64(logical) -> be64(serial): slots that ran
+	T_DURATIONS, // name \0 task (group) -> [ewma ms, n]: history.c
+	T_PRUNING,   // be64(serial) -> run name: runs being pruned
 	T_NTABLES
 };
 
@@ -71,6 +73,7 @@ typedef struct dag_entry {
 	uint64_t *slot_runs; // serials of its slot runs, maybe unfinished
 	uint32_t nslot_runs, capslot_runs;
 	bool sched_warned; // its latest version did not load: said once
+	bool facts; // schedule, timezone, max_active came from the record
 	bool dirty;
 	struct dag_entry *next;
 } dag_entry;
@@ -164,6 +167,7 @@ struct wf_sched {
 	uint64_t ready_seq;
 	dag_entry *dags;
 	dag_version *versions;
+	struct warm_job *warming; // versions being parsed (registry_warm)
 	wf_run **runs; // runs not final, by serial (ascending)
 	uint32_t nruns, capruns;
 	ready_queue *queues;
@@ -180,9 +184,12 @@ struct wf_sched {
 	bool store_failed;  // last commit failed (disk full): refuse new work
 	char store_error[256];
 	wf_run **finished_runs; // freed after the commit that records them
+	struct status_waiter *status_waiters; // held `status` calls (api.c)
 	uint32_t nfinished, capfinished;
 
 	uint64_t stale_results; // fenced results, for `weft workers`/logs
+	struct history *history;     // durations learned this iteration
+	struct retention *retention; // pruning of old runs (retention.c)
 
 	struct retry_entry {
 		int64_t at_ms;
@@ -193,6 +200,9 @@ struct wf_sched {
 };
 
 // --- sched.c ---
+// sched_handle_closed counts one of open_handles (or thread-pool jobs) as
+// done; the scheduler is closed when none is left.
+void sched_handle_closed(wf_sched *s);
 // sched_defer queues a reply until after the next commit (takes DATA).
 void sched_defer(wf_sched *s, wf_request *req, char *data, size_t len);
 // sched_reply_error defers a REPLY with STATUS and a message.
@@ -217,6 +227,10 @@ wf_err store_load_run(wf_sched *s, uint64_t serial, wf_run **out)
 	WF_MUST_CHECK;
 wf_err store_find_run(wf_sched *s, const char *name, uint64_t *serial)
 	WF_MUST_CHECK;
+// store_run_state reads the state of run SERIAL from its record alone
+// (loading the run would read every task record).
+wf_err store_run_state(wf_sched *s, uint64_t serial, wf_run_state *out)
+	WF_MUST_CHECK;
 // store_list_runs calls CB for each run record, newest first.
 typedef int (*store_run_cb)(void *arg, const msgpack_object *rec);
 wf_err store_list_runs(wf_sched *s, store_run_cb cb, void *arg)
@@ -238,6 +252,12 @@ dag_version *registry_get(wf_sched *s, const char *name, uint32_t version,
 	char *err, size_t errlen);
 void registry_put(wf_sched *s, dag_version *v);
 dag_version *registry_version_of(wf_sched *s, const wf_dag *dag);
+// registry_warm parses the latest version of every DAG not in the cache on
+// libuv's thread pool, so that a restart does not wait for it (seconds for
+// a million tasks) and the first trigger after it finds it parsed.
+// registry_warm_cancel stops what has not started (wf_sched_close).
+void registry_warm(wf_sched *s);
+void registry_warm_cancel(wf_sched *s);
 void registry_free_all(wf_sched *s);
 
 // --- runs.c ---
@@ -359,6 +379,14 @@ void logs_path(const wf_sched *s, const char *run, const char *task,
 // file's size afterwards (what to acknowledge).
 uint64_t logs_append(wf_sched *s, const char *run, const char *task,
 	uint32_t attempt, uint64_t offset, const char *data, size_t len);
+
+// api.c: `status` calls with wait_ms are held until their run finishes or
+// the wait is over. api_status_wake answers those of RUN (it finished);
+// api_status_tick those whose wait is over; api_status_drop_all drops them
+// all (closing).
+void api_status_wake(wf_sched *s, wf_run *run);
+void api_status_tick(wf_sched *s);
+void api_status_drop_all(wf_sched *s);
 
 // Helpers.
 // sched_params_from copies the string pairs of the msgpack map MAP (NULL or

@@ -7,6 +7,8 @@
 
 #include "common/fault.h"
 #include "common/log.h"
+#include "scheduler/history.h"
+#include "scheduler/retention.h"
 #include "scheduler/sched_int.h"
 
 static const char *const table_names[T_NTABLES] = {
@@ -18,6 +20,8 @@ static const char *const table_names[T_NTABLES] = {
 	[T_TASKS] = "tasks",
 	[T_ACTIVE] = "active",
 	[T_SLOTS] = "dag_slots",
+	[T_DURATIONS] = "durations",
+	[T_PRUNING] = "pruning",
 };
 
 wf_err
@@ -67,39 +71,32 @@ void
 store_mark_run(wf_sched *s, wf_run *run, uint32_t task)
 {
 	uint32_t slot;
-	if (!run->dirty && (task == UINT32_MAX || !run->t[task].dirty)) {
-		// first change of this run in this iteration?
-		bool listed = false;
-		for (slot = 0; slot < s->ndirty_runs; slot++)
-			if (s->dirty_runs[slot] == run) {
-				listed = true;
-				break;
-			}
-		if (!listed) {
-			if (s->ndirty_runs == s->capdirty_runs) {
-				uint32_t cap = s->capdirty_runs ? s->capdirty_runs * 2 : 8;
-				s->dirty_runs = sched_realloc(s->dirty_runs, cap,
-					sizeof(*s->dirty_runs));
-				s->dirty_tasks = sched_realloc(s->dirty_tasks, cap,
-					sizeof(*s->dirty_tasks));
-				s->ndirty_tasks = sched_realloc(s->ndirty_tasks, cap,
-					sizeof(*s->ndirty_tasks));
-				s->capdirty_tasks = sched_realloc(
-					s->capdirty_tasks, cap,
-					sizeof(*s->capdirty_tasks));
-				s->capdirty_runs = cap;
-			}
-			slot = s->ndirty_runs++;
-			s->dirty_runs[slot] = run;
-			s->dirty_tasks[slot] = NULL;
-			s->ndirty_tasks[slot] = 0;
-			s->capdirty_tasks[slot] = 0;
+	// The run knows its slot: with many runs changing at once, finding
+	// it must not cost a scan per changed task.
+	if (!run->listed) {
+		if (s->ndirty_runs == s->capdirty_runs) {
+			uint32_t cap = s->capdirty_runs ? s->capdirty_runs * 2 : 8;
+			s->dirty_runs = sched_realloc(s->dirty_runs, cap,
+				sizeof(*s->dirty_runs));
+			s->dirty_tasks = sched_realloc(s->dirty_tasks, cap,
+				sizeof(*s->dirty_tasks));
+			s->ndirty_tasks = sched_realloc(s->ndirty_tasks, cap,
+				sizeof(*s->ndirty_tasks));
+			s->capdirty_tasks = sched_realloc(
+				s->capdirty_tasks, cap,
+				sizeof(*s->capdirty_tasks));
+			s->capdirty_runs = cap;
 		}
+		slot = s->ndirty_runs++;
+		s->dirty_runs[slot] = run;
+		s->dirty_tasks[slot] = NULL;
+		s->ndirty_tasks[slot] = 0;
+		s->capdirty_tasks[slot] = 0;
+		run->listed = true;
+		run->dirty_slot = slot;
 	} else {
-		for (slot = 0; slot < s->ndirty_runs; slot++)
-			if (s->dirty_runs[slot] == run)
-				break;
-		WF_ASSERT(slot < s->ndirty_runs);
+		slot = run->dirty_slot;
+		WF_ASSERT(slot < s->ndirty_runs && s->dirty_runs[slot] == run);
 	}
 	if (task == UINT32_MAX) {
 		run->dirty = true;
@@ -194,7 +191,7 @@ encode_task(msgpack_sbuffer *sb, const wf_tinst *ti)
 void
 store_pack_dag(msgpack_packer *pk, const dag_entry *d)
 {
-	msgpack_pack_map(pk, 10);
+	msgpack_pack_map(pk, 13);
 	pack_kv(pk, "name", d->name);
 	wf_mp_pack_cstr(pk, "hash");
 	msgpack_pack_uint64(pk, d->source_hash);
@@ -220,6 +217,12 @@ store_pack_dag(msgpack_packer *pk, const dag_entry *d)
 		msgpack_pack_int64(pk, d->backfill[k].next);
 		msgpack_pack_int64(pk, d->backfill[k].to);
 	}
+	// The latest version's schedule facts: a restart need not parse the
+	// version (seconds for a million tasks) to know them.
+	pack_kv(pk, "schedule", d->schedule);
+	pack_kv(pk, "timezone", d->timezone);
+	wf_mp_pack_cstr(pk, "max_active");
+	msgpack_pack_uint32(pk, d->max_active);
 }
 
 // --- decoding --------------------------------------------------------------------
@@ -383,6 +386,11 @@ flush_once(wf_sched *s)
 		}
 	}
 	msgpack_sbuffer_destroy(&sb);
+	// Learned durations and pruning ride along (history.c, retention.c).
+	if (e == WF_EOK)
+		e = history_flush(s, txn);
+	if (e == WF_EOK)
+		e = retention_flush(s, txn);
 	if (e != WF_EOK) {
 		wf_db_abort(txn);
 		return e;
@@ -406,17 +414,21 @@ clear_dirty(wf_sched *s)
 	for (uint32_t r = 0; r < s->ndirty_runs; r++) {
 		wf_run *run = s->dirty_runs[r];
 		run->dirty = false;
+		run->listed = false;
 		for (uint32_t k = 0; k < s->ndirty_tasks[r]; k++)
 			run->t[s->dirty_tasks[r][k]].dirty = 0;
 		free(s->dirty_tasks[r]);
 	}
 	s->ndirty_runs = 0;
+	history_committed(s);
+	retention_committed(s);
 }
 
 wf_err
 store_flush(wf_sched *s)
 {
-	bool any = s->puts != NULL || s->ndirty_runs > 0;
+	bool any = s->puts != NULL || s->ndirty_runs > 0 ||
+		retention_pending(s);
 	for (dag_entry *d = s->dags; d != NULL && !any; d = d->next)
 		any = d->dirty;
 	if (!any)
@@ -597,14 +609,19 @@ load_run(wf_sched *s, wf_db_txn *txn, uint64_t serial, wf_run **out)
 	for (uint32_t i = 0; i < run->dag->ntasks; i++) {
 		wf_tinst *ti = &run->t[i];
 		run->count[ti->state]++;
+		if (ti->state != WF_TASK_PENDING) {
+			// Decided: what it waits for no longer matters (and
+			// a run half done skips half the parent lists).
+			ti->decided = 1;
+			ti->pending = 0;
+			continue;
+		}
 		uint32_t np, pending = 0;
 		const uint32_t *parents = wf_dag_parents(run->dag, i, &np);
 		for (uint32_t k = 0; k < np; k++)
 			pending += !wf_task_state_final(
 				run->t[parents[k]].state);
 		ti->pending = pending;
-		if (ti->state != WF_TASK_PENDING)
-			ti->decided = 1;
 	}
 	run->owner = dv;
 	*out = run;
@@ -625,6 +642,32 @@ store_load_run(wf_sched *s, uint64_t serial, wf_run **out)
 		*out = NULL;
 		return WF_EOK;
 	}
+	return e;
+}
+
+wf_err
+store_run_state(wf_sched *s, uint64_t serial, wf_run_state *out)
+{
+	wf_db_txn *txn;
+	wf_err e = wf_db_begin(s->db, false, &txn);
+	if (e != WF_EOK)
+		return e;
+	uint8_t key[8];
+	wf_be64(key, serial);
+	const void *v;
+	size_t vlen;
+	e = wf_db_get(txn, T_RUNS, key, 8, &v, &vlen);
+	record r;
+	if (e == WF_EOK && record_decode(v, vlen, &r) == WF_EOK) {
+		// As load_run reads it: a state out of range is a failure.
+		int64_t st = get_i64(r.obj, "state", -1);
+		*out = st >= 0 && st < WF_RUN_NSTATES ? (wf_run_state)st
+						      : WF_RUN_FAILED;
+		record_free(&r);
+	} else if (e == WF_EOK) {
+		e = WF_EPROTO;
+	}
+	wf_db_abort(txn);
 	return e;
 }
 
@@ -699,6 +742,15 @@ recover_dag_cb(void *arg, const void *k, size_t klen, const void *v,
 			d->nbackfill++;
 		}
 	}
+	// Records written before these facts were stored have no
+	// "max_active": their latest version is parsed for them instead.
+	int64_t max_active = get_i64(r.obj, "max_active", -1);
+	if (max_active >= 0) {
+		d->max_active = (uint32_t)max_active;
+		d->schedule = get_strdup(r.obj, "schedule");
+		d->timezone = get_strdup(r.obj, "timezone");
+		d->facts = true;
+	}
 	record_free(&r);
 	d->next = s->dags;
 	s->dags = d;
@@ -747,8 +799,11 @@ store_recover(wf_sched *s, char *err, size_t errlen)
 	active_ctx ac = {0};
 	if (e == WF_EOK)
 		e = wf_db_iter(txn, T_ACTIVE, NULL, 0, false, active_cb, &ac);
-	// Fill in each DAG's schedule facts from its latest version.
+	// Fill in each DAG's schedule facts from its latest version, unless
+	// its record has them.
 	for (dag_entry *d = s->dags; d != NULL && e == WF_EOK; d = d->next) {
+		if (d->facts)
+			continue;
 		char verr[256];
 		dag_version *dv = registry_get(s, d->name, d->version, verr,
 			sizeof(verr));
@@ -783,6 +838,9 @@ store_recover(wf_sched *s, char *err, size_t errlen)
 			wf_strerror(e));
 		return e;
 	}
+	// Ranks from learned durations, before tasks are queued with them.
+	for (dag_version *dv = s->versions; dv != NULL; dv = dv->next)
+		history_recovered(s, dv);
 	// Put recovered work back in motion: queued tasks into the ready
 	// queues, retries onto the retry list. RUNNING attempts are held for
 	// their workers, which come back with a HELLO listing what they still

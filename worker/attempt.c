@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/fault.h"
@@ -536,11 +537,14 @@ launch(wf_attempt *a, const wf_msg_assign *as)
 		free(rel);
 	}
 
+	// $WEFT_OUTPUT is created by the task if it writes any (a missing
+	// file means no outputs); one left by an attempt of the same id (a
+	// scheduler that crashed before recording it) must not count.
 	int rc = wf_spool_mkdirs(a->dir);
 	if (rc == 0)
 		rc = wf_spool_create(a->log_path);
-	if (rc == 0)
-		rc = wf_spool_create(a->out_path);
+	if (rc == 0 && unlink(a->out_path) != 0 && errno != ENOENT)
+		rc = errno;
 	if (rc != 0) {
 		end_now(a, WF_RESULT_LOST, "cannot create spool files in %s: "
 			"%s", a->dir, strerror(rc));

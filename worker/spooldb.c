@@ -422,6 +422,11 @@ wf_spool_db_open(wf_worker *w)
 				"%s", w->spool_dir, err);
 		return e;
 	}
+	// Each commit syncs its data but not LMDB's root page (that goes
+	// with the next one): half the flushes per attempt. A machine crash
+	// may undo the last commit only, which the scheduler covers (it has
+	// the result, or reruns the attempt once the lease lapses).
+	wf_db_lazy_meta(w->db);
 	loaded l = {.w = w};
 	wf_db_txn *txn;
 	e = wf_db_begin(w->db, false, &txn);

@@ -46,6 +46,15 @@ wf_spool_pending(const wf_worker *w)
 	return false;
 }
 
+static bool
+any_dirty(const wf_worker *w)
+{
+	for (const wf_attempt *a = w->attempts; a != NULL; a = a->next)
+		if (a->db_dirty)
+			return true;
+	return false;
+}
+
 // gather takes what is pending out of W into a batch (NULL when nothing
 // is): the records are encoded now, the attempts are no longer dirty.
 static spool_batch *
@@ -77,6 +86,7 @@ gather(wf_worker *w)
 		wf_spool_encode(&b->vals, a);
 		b->len[i] = b->vals.size - b->off[i];
 		a->db_dirty = false;
+		a->has_record = true;
 	}
 	b->dels = w->db_del;
 	b->ndel = w->ndel;
@@ -255,13 +265,8 @@ writer_async_cb(uv_async_t *h)
 	// Records changed meanwhile go next; deletes alone wait for the
 	// tick (wf_spool_forget says why). Not while failing: the tick
 	// retries then.
-	if (w->db_failing || !w->writer_on)
-		return;
-	for (wf_attempt *a = w->attempts; a != NULL; a = a->next)
-		if (a->db_dirty) {
-			hand_off(w);
-			return;
-		}
+	if (!w->db_failing && w->writer_on && any_dirty(w))
+		hand_off(w);
 }
 
 void
@@ -304,6 +309,10 @@ static void
 db_timer_cb(uv_timer_t *t)
 {
 	wf_worker *w = t->data;
+	// Deletes alone wait for the tick (wf_spool_forget says why): the
+	// records that asked for this commit may be acknowledged and gone.
+	if (!any_dirty(w))
+		return;
 	if (w->writer_on)
 		hand_off(w);
 	else
@@ -317,7 +326,7 @@ soon(wf_worker *w)
 	if (w->state == W_NEW || w->state >= W_CLOSING || w->db_failing ||
 		uv_is_active((uv_handle_t *)&w->db_timer))
 		return;
-	uv_timer_start(&w->db_timer, db_timer_cb, 0, 0);
+	uv_timer_start(&w->db_timer, db_timer_cb, WF_WORKER_SPOOL_DELAY_MS, 0);
 }
 
 void
@@ -327,7 +336,6 @@ wf_spool_mark(wf_attempt *a)
 	if (w->db == NULL)
 		return;
 	a->db_dirty = true;
-	a->has_record = true;
 	a->stored = false;
 	soon(w);
 }

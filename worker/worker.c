@@ -226,6 +226,7 @@ wf_worker_new(const wf_worker_opts *o, wf_worker **out, char *err,
 	w->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms
 		: WF_WORKER_DEFAULT_HEARTBEAT_MS;
 	w->drain_grace_ms = o->drain_grace_ms;
+	w->local_server = o->local_server;
 	w->state = W_NEW;
 	*out = w;
 	return WF_EOK;
@@ -259,7 +260,9 @@ wf_worker_start(wf_worker *w)
 		wf_log(WF_LOG_ERROR, "worker %s: %s", w->name, w->errmsg);
 		return err;
 	}
-	err = wf_client_open(w->loop, w->url, &w->client);
+	err = w->local_server != NULL
+		? wf_client_open_local(w->local_server, &w->client)
+		: wf_client_open(w->loop, w->url, &w->client);
 	if (err != WF_EOK) {
 		snprintf(w->errmsg, sizeof w->errmsg, "cannot use %s: %s",
 			w->url, wf_strerror(err));

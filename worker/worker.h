@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "common/err.h"
+#include "common/net.h"
 #include "common/wire.h"
 
 typedef struct wf_worker wf_worker;
@@ -41,6 +42,8 @@ typedef struct wf_worker_opts {
 	uint32_t heartbeat_ms;     // 0: what WELCOME says
 	int64_t drain_grace_ms;    // on drain, kill attempts after this
 	                           // (0: wait for them to finish)
+	wf_server *local_server;   // a scheduler on the same loop: talk to
+	                           // it without NNG (CONNECT_URL only names it)
 } wf_worker_opts;
 
 // wf_worker_new checks OPTS (copied) and creates the worker; ERR says what

@@ -28,6 +28,10 @@
 #define WF_WORKER_DEFAULT_HEARTBEAT_MS 1000
 #define WF_WORKER_DEL_DELAY_MS 1000 // acked records wait this long for a
                                     // commit to ride along with
+// Changes to the spool wait this long to be committed together: a short
+// task's start, end and acknowledgement then often cost no commit at all
+// (only a restart within this window could miss the task's pid).
+#define WF_WORKER_SPOOL_DELAY_MS 20
 // A report carries at most this much log data (soft: one result's outputs
 // may go over it).
 #define WF_WORKER_REPORT_MAX (1u << 20)
@@ -80,13 +84,13 @@ typedef struct wf_attempt {
 	bool eof_acked;
 	bool result_acked;
 
-	// The spool database (spool.c). A result goes out only once it is
-	// stored (committed), so that a worker restart cannot lose it.
+	// The spool database (spooldb.c, spoolwrite.c). A result goes out
+	// while its record is committed (docs/storage.md says why).
 	// Results the worker decided without running anything (refusals)
-	// are stored at once without a record: lost in a crash, the
-	// scheduler declares them lost anyway.
+	// get no record: lost in a crash, the scheduler declares them lost
+	// anyway.
 	bool db_dirty;   // the record must be (re)written
-	bool has_record; // a record exists or is pending
+	bool has_record; // a record was handed to a commit (or loaded)
 	bool stored;     // ended and its result is durable
 	int pid;         // the process (= its group), for a restart
 	uint64_t pid_start; // its start time in /proc/PID/stat (ticks)
@@ -110,6 +114,7 @@ struct wf_worker {
 	uv_loop_t *loop;
 	// Options, owned copies.
 	char *url, *name, *host, *work_dir, *spool_dir, *token;
+	wf_server *local_server; // see wf_worker_opts
 	char **queues;
 	uint32_t nqueues, slots;
 	bool spool_default;       // WORK_DIR/.weft-worker/NAME: ours to remove

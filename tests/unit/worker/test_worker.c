@@ -1355,7 +1355,9 @@ START_TEST(test_acked_record_dropped_at_restart)
 {
 	pid_t child = fork_worker();
 	fake_open(&F);
-	spec s = {.id = aid(6, 1), .task = "quick", .shell = "echo hi"};
+	// Longer than the spool's batching delay: its start is recorded.
+	spec s = {.id = aid(6, 1), .task = "quick",
+		.shell = "echo hi; sleep 0.2"};
 	queue(&s);
 	seen *r = wait_result(s.id, 10000);
 	ck_assert(run_until(spool_empty, 5000));
@@ -1558,7 +1560,7 @@ START_TEST(test_workdir_and_names)
 	char want[1200];
 	char real[400];
 	ck_assert_ptr_nonnull(realpath(sub, real));
-	snprintf(want, sizeof want, "%s\n%s/dag.1/t[p=a_b_c]~2/1.out\n", real,
+	snprintf(want, sizeof want, "%s\n%s/dag.1/t[p=a_b_c]~2.1.out\n", real,
 		spool);
 	ck_assert_str_eq(r->log, want);
 }
