@@ -379,18 +379,13 @@ shed(wf_server *s)
 {
 	nng_pipe p = NNG_PIPE_INITIALIZER;
 	pthread_mutex_lock(&s->mu);
+	// The pool is at its bound and none receives. That alone happens to
+	// a busy pool whose peers read their replies (a burst of requests
+	// waiting for the loop); it is a peer that reads nothing when the
+	// replies it does not take hold half the pool.
 	bool full = s->nrecv == 0 && s->nctx >= s->max_held + SERVER_SPARE;
-	if (full && !s->closing) {
-		// After a flood the pool stays at its bound, mostly idle: a
-		// moment with no context receiving is not a full pool, and
-		// shedding then would cut off an ordinary peer that has a
-		// few replies on their way. Put idle contexts to work first.
-		pthread_mutex_unlock(&s->mu);
-		top_up(s);
-		pthread_mutex_lock(&s->mu);
-		full = s->nrecv == 0;
-	}
-	if ((full && s->nsend > 0) || s->send_bytes > PARKED_MAX)
+	if ((full && s->nsend > 0 && s->nsend * 2 >= s->nctx) ||
+		s->send_bytes > PARKED_MAX)
 		p = heaviest_pipe(s);
 	pthread_mutex_unlock(&s->mu);
 	if (nng_pipe_id(p) > 0) {

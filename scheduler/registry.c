@@ -6,11 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scheduler/history.h"
 #include "scheduler/sched_int.h"
-
-// Without an estimate or history a task counts as this long when ordering
-// ready tasks by their longest remaining path.
-#define DEFAULT_ESTIMATE_MS 1000
 
 dag_entry *
 registry_find(wf_sched *s, const char *name)
@@ -21,25 +18,13 @@ registry_find(wf_sched *s, const char *name)
 	return NULL;
 }
 
-// compute_rank fills the longest remaining path of every task: its own
-// estimate plus the longest of its children's. Tasks are in topological
-// order, so one backward pass does it.
+// compute_rank fills the longest remaining path of every task by the
+// estimates the DAG gives (history.c adds learned ones when a run starts).
 static double *
 compute_rank(const wf_dag *dag)
 {
 	double *rank = sched_calloc(dag->ntasks, sizeof(*rank));
-	for (uint32_t i = dag->ntasks; i-- > 0;) {
-		const wf_task *t = &dag->tasks[i];
-		double best = 0;
-		uint32_t nc;
-		const uint32_t *children = wf_dag_children(dag, i, &nc);
-		for (uint32_t k = 0; k < nc; k++)
-			if (rank[children[k]] > best)
-				best = rank[children[k]];
-		rank[i] = best + (double)(t->estimate_ms >= 0
-						  ? t->estimate_ms
-						  : DEFAULT_ESTIMATE_MS);
-	}
+	history_compute_rank(dag, NULL, HISTORY_DEFAULT_MS, rank);
 	return rank;
 }
 

@@ -31,6 +31,14 @@ struct wf_exec {
 	uv_signal_t sigchld;
 	wf_proc *head;  // children not yet reaped (doubly linked, intrusive)
 	unsigned live;  // attempts started whose callback has not run
+	// The last program found in a PATH (see lookup): most tasks of a
+	// worker run the same few programs, and a long PATH costs a stat per
+	// directory on every spawn.
+	struct {
+		char name[256], path_env[2048], workdir[PATH_MAX];
+		char found[PATH_MAX];
+		bool valid;
+	} last;
 };
 
 struct wf_proc {
@@ -309,6 +317,40 @@ find_program(const char *name, const char *path_env, const char *workdir,
 	return denied ? EACCES : ENOENT;
 }
 
+// lookup is find_program with a memory of the last answer, checked again
+// (one stat) before it is used, as a shell's command hash does: a program
+// installed meanwhile in an earlier PATH directory is found at the next
+// miss, not at once.
+static int
+lookup(wf_exec *e, const char *name, const char *path_env,
+	const char *workdir, char *out, size_t outlen)
+{
+	const char *pe = path_env != NULL ? path_env : DEFAULT_PATH;
+	const char *wd = workdir != NULL ? workdir : "";
+	if (e->last.valid && strchr(name, '/') == NULL &&
+		strcmp(e->last.name, name) == 0 &&
+		strcmp(e->last.path_env, pe) == 0 &&
+		strcmp(e->last.workdir, wd) == 0 &&
+		strlen(e->last.found) < outlen &&
+		is_program(e->last.found, workdir) == 0) {
+		strcpy(out, e->last.found);
+		return 0;
+	}
+	int rc = find_program(name, path_env, workdir, out, outlen);
+	e->last.valid = rc == 0 && strchr(name, '/') == NULL &&
+		strlen(name) < sizeof e->last.name &&
+		strlen(pe) < sizeof e->last.path_env &&
+		strlen(wd) < sizeof e->last.workdir &&
+		strlen(out) < sizeof e->last.found;
+	if (e->last.valid) {
+		strcpy(e->last.name, name);
+		strcpy(e->last.path_env, pe);
+		strcpy(e->last.workdir, wd);
+		strcpy(e->last.found, out);
+	}
+	return rc;
+}
+
 // workdir_error checks DIR with chdir's rules (exists, a directory,
 // searchable): 0 or an errno.
 static int
@@ -404,14 +446,14 @@ spawn(wf_proc *p, const wf_exec_spec *s)
 	// A simple command whose program is not found goes to the shell after
 	// all, so that it fails the way users know (exit 127, "not found").
 	char **words = s->shell != NULL ? wf_exec_direct_argv(s->shell) : NULL;
-	if (words != NULL && find_program(words[0], env_path(s->envp),
+	if (words != NULL && lookup(p->e, words[0], env_path(s->envp),
 		s->workdir, prog, sizeof prog) == 0) {
 		argv = (const char *const *)words;
 		name = words[0];
 	} else if (s->shell == NULL) {
 		argv = s->argv;
 		name = argv[0];
-		rc = find_program(name, env_path(s->envp), s->workdir, prog,
+		rc = lookup(p->e, name, env_path(s->envp), s->workdir, prog,
 			sizeof prog);
 		if (rc != 0) {
 			snprintf(err, errlen, "cannot run '%.160s': %s", name,

@@ -57,9 +57,13 @@ wf_spool_mkdirs(const char *path)
 		return n == 0 ? ENOENT : ENAMETOOLONG;
 	// Mostly the parents exist (a run's directory serves all its
 	// attempts): one call then, instead of one per component.
+	struct stat st;
 	if (mkdir(path, 0700) == 0)
 		return 0;
-	if (errno != ENOENT && errno != EEXIST)
+	if (errno == EEXIST)
+		return stat(path, &st) != 0 ? errno
+			: S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+	if (errno != ENOENT)
 		return errno;
 	memcpy(buf, path, n + 1);
 	for (size_t i = 1; i <= n; i++) {
@@ -71,7 +75,6 @@ wf_spool_mkdirs(const char *path)
 			return errno;
 		buf[i] = saved;
 	}
-	struct stat st;
 	if (stat(path, &st) != 0)
 		return errno;
 	return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;

@@ -45,9 +45,17 @@ def trigger_and_wait(cluster, n):
     # are still listed.
     assert cluster.wait_run(ids[-1])["state"] == "success"
     for rid in ids[:-1]:
-        r = cluster.weft("show", rid, "--json")
-        if r.returncode == 0:
-            assert cluster.wait_run(rid)["state"] == "success"
+        def ended_or_pruned():
+            # A run may be pruned between two looks at it.
+            r = cluster.weft("show", rid, "--json")
+            if r.returncode != 0:
+                assert "deleted by the retention policy" in r.stderr, r.stderr
+                return True
+            state = json.loads(r.stdout)["state"]
+            assert state in ("queued", "running", "success"), state
+            return state == "success"
+        wait_for(ended_or_pruned, timeout=60, interval=0.1,
+                 what=f"run {rid} to end")
     return ids
 
 
