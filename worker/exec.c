@@ -509,6 +509,14 @@ spawn(wf_proc *p, const wf_exec_spec *s)
 	// return value (the child shares our memory until it execs).
 	rc = posix_spawn(&pid, prog, &fa, &at, (char *const *)argv,
 		(char *const *)s->envp);
+	if (rc == ENOEXEC && argv == (const char *const *)words) {
+		// A script without a #! line: the shell runs it as a shell
+		// script, so `sh -c` would have; so do we.
+		strcpy(prog, "/bin/sh");
+		argv = shargv;
+		rc = posix_spawn(&pid, prog, &fa, &at, (char *const *)argv,
+			(char *const *)s->envp);
+	}
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	close(fd);

@@ -600,6 +600,22 @@ START_TEST(simple_commands_skip_the_shell)
 	d = run_shell("ls /nonexistent-dir");
 	ck_assert_int_eq(d.r.end, WF_EXEC_EXITED);
 	ck_assert_int_eq(d.r.exit_code, 2);
+	// A script without a #! line runs as a shell script, as under sh -c.
+	char script[PATH_MAX + 16];
+	snprintf(script, sizeof script, "%s/noshebang", tmp);
+	FILE *f = fopen(script, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("echo from-script \"$1\"\n", f);
+	fclose(f);
+	ck_assert_int_eq(chmod(script, 0755), 0);
+	char line[PATH_MAX + 32];
+	snprintf(line, sizeof line, "%s arg1", script);
+	d = run_shell(line);
+	ck_assert_int_eq(d.r.end, WF_EXEC_EXITED);
+	ck_assert_int_eq(d.r.exit_code, 0);
+	char *out = slurp(logp);
+	ck_assert_ptr_nonnull(strstr(out, "from-script arg1\n"));
+	free(out);
 	// A program that is not there: the shell's 127 and message.
 	d = run_shell("no-such-program-xyz --flag");
 	ck_assert_int_eq(d.r.end, WF_EXEC_EXITED);
