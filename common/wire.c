@@ -16,6 +16,7 @@ enum {
 	HELLO_FIELDS = 7,
 	WELCOME_FIELDS = 4,
 	SYNC_FIELDS = 8,
+	SYNC_FIELDS_NOW = 9, // + ahead
 	WORK_FIELDS = 5,
 	CALL_FIELDS = 3,
 	REPLY_FIELDS = 3,
@@ -24,6 +25,7 @@ enum {
 	RESULT_FIELDS = 8,
 	LOG_FIELDS = 4,
 	ASSIGN_FIELDS = 9,
+	ASSIGN_FIELDS_NOW = 10, // + after
 	LOG_ACK_FIELDS = 2,
 };
 
@@ -187,7 +189,7 @@ void
 wf_wire_encode_sync(msgpack_sbuffer *sb, const wf_msg_sync *m)
 {
 	msgpack_packer pk;
-	begin(&pk, sb, WF_MSG_SYNC, SYNC_FIELDS);
+	begin(&pk, sb, WF_MSG_SYNC, SYNC_FIELDS_NOW);
 	msgpack_pack_uint64(&pk, m->worker_id);
 	msgpack_pack_uint64(&pk, m->session);
 	msgpack_pack_uint32(&pk, m->wait_ms);
@@ -200,12 +202,13 @@ wf_wire_encode_sync(msgpack_sbuffer *sb, const wf_msg_sync *m)
 	for (uint32_t i = 0; i < m->nlogs; i++)
 		pack_log(&pk, &m->logs[i]);
 	pack_bool(&pk, m->draining);
+	msgpack_pack_uint32(&pk, m->ahead);
 }
 
 static void
 pack_assign(msgpack_packer *pk, const wf_msg_assign *a)
 {
-	msgpack_pack_array(pk, ASSIGN_FIELDS);
+	msgpack_pack_array(pk, ASSIGN_FIELDS_NOW);
 	pack_id(pk, a->id);
 	wf_mp_pack_str(pk, a->run_name);
 	wf_mp_pack_str(pk, a->task_name);
@@ -215,6 +218,10 @@ pack_assign(msgpack_packer *pk, const wf_msg_assign *a)
 	wf_mp_pack_str(pk, a->workdir);
 	msgpack_pack_int64(pk, a->timeout_ms);
 	pack_res(pk, &a->resources);
+	if (a->has_after)
+		pack_id(pk, a->after);
+	else
+		msgpack_pack_nil(pk);
 }
 
 void
@@ -693,7 +700,7 @@ dec_log(dec *d, const msgpack_object *o, wf_msg_log *l)
 }
 
 static wf_err
-dec_sync(dec *d, const msgpack_object *f, wf_msg_sync *s)
+dec_sync(dec *d, const msgpack_object *f, uint32_t have, wf_msg_sync *s)
 {
 	const msgpack_object *it = NULL;
 	uint32_t n = 0;
@@ -726,6 +733,10 @@ dec_sync(dec *d, const msgpack_object *f, wf_msg_sync *s)
 	leave(d, m);
 
 	TRY(get_bool(d, &f[7], "draining", &s->draining));
+	// Added later: an older worker holds nothing ahead.
+	s->ahead = 0;
+	if (have > SYNC_FIELDS)
+		TRY(get_u32(d, &f[8], "ahead", &s->ahead));
 	return WF_EOK;
 }
 
@@ -746,6 +757,13 @@ dec_assign(dec *d, const msgpack_object *o, wf_msg_assign *a)
 	TRY(get_str(d, &f[6], "workdir", WF_STR_MAX, &a->workdir));
 	TRY(get_i64(d, &f[7], "timeout_ms", 0, INT64_MAX, &a->timeout_ms));
 	TRY(dec_res(d, &f[8], "resources", &a->resources));
+	// Added later, nil or absent: no condition.
+	a->has_after = false;
+	if (o->via.array.size > ASSIGN_FIELDS &&
+		f[9].type != MSGPACK_OBJECT_NIL) {
+		TRY(dec_id(d, &f[9], "after", &a->after));
+		a->has_after = true;
+	}
 	return WF_EOK;
 }
 
@@ -849,7 +867,7 @@ dec_msg(dec *d, const msgpack_object *root, wf_msg *m)
 	case WF_MSG_WELCOME:
 		return dec_welcome(d, f, &m->u.welcome);
 	case WF_MSG_SYNC:
-		return dec_sync(d, f, &m->u.sync);
+		return dec_sync(d, f, have, &m->u.sync);
 	case WF_MSG_WORK:
 		return dec_work(d, f, &m->u.work);
 	case WF_MSG_CALL:

@@ -133,6 +133,10 @@ typedef struct wf_msg_sync {
 	wf_msg_log *logs;
 	uint32_t nlogs;
 	bool draining; // SIGTERM received: send no new work
+	// How many assignments it holds beyond its free slots, starting each
+	// when a slot frees, and whether it honours `after` (> 0). 0: none
+	// (an older worker, which does not send the field).
+	uint32_t ahead;
 } wf_msg_sync;
 
 typedef struct wf_msg_assign {
@@ -147,6 +151,11 @@ typedef struct wf_msg_assign {
 	wf_str workdir;  // empty: the worker's work dir
 	int64_t timeout_ms; // 0: none
 	wf_wire_resources resources;
+	// Start only once attempt AFTER, which this worker runs, has exited 0
+	// with no error; drop this assignment if it ends otherwise. Sent only
+	// to a worker whose SYNC says ahead > 0.
+	bool has_after;
+	wf_attempt_id after;
 } wf_msg_assign;
 
 typedef struct wf_log_ack {

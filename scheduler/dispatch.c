@@ -15,6 +15,13 @@
 
 #define DEFAULT_LEASE_MS 15000
 #define MAX_SKIPPED 64 // ready tasks looked past for one that fits
+// Work is sent ahead (docs/architecture.md) only to a worker whose recent
+// attempts took less than this on average: there the round trip to the
+// scheduler is a good part of each task, and a task held behind a busy
+// slot waits little. Longer tasks are placed only when a slot is free,
+// so that the ready queue's order (and other workers) decide.
+#define AHEAD_SHORT_MS 20.0
+#define EWMA_WEIGHT 0.2
 
 static uint32_t
 lease_ms(const wf_sched *s)
@@ -170,6 +177,7 @@ worker_new(wf_sched *s, const char *name, size_t len)
 	w->name = sched_strndup(name, len);
 	w->id = ++s->next_worker_id;
 	w->state = W_READY;
+	w->ewma_ms = -1;
 	w->last_seen_mono = wf_mono_ms();
 	w->last_seen_ms = wf_now_ms();
 	w->next = s->workers;
@@ -177,7 +185,7 @@ worker_new(wf_sched *s, const char *name, size_t len)
 	return w;
 }
 
-static void
+static held_attempt *
 push_attempt(worker *w, wf_attempt_id id, wf_wire_resources res)
 {
 	if (w->nrunning == w->caprunning) {
@@ -185,10 +193,53 @@ push_attempt(worker *w, wf_attempt_id id, wf_wire_resources res)
 		w->running = sched_realloc(w->running, w->caprunning,
 			sizeof(*w->running));
 	}
-	w->running[w->nrunning++] = (held_attempt){.id = id, .res = res};
+	held_attempt *h = &w->running[w->nrunning++];
+	*h = (held_attempt){.id = id, .res = res, .seq = ++w->hold_seq};
 	w->used.millicpus += res.millicpus;
 	w->used.memory += res.memory;
 	w->used.gpus += res.gpus;
+	return h;
+}
+
+// hold_waiting makes H (just pushed) a waiting one: it uses nothing until
+// it starts. AFTER NULL: it waits for a slot.
+static void
+hold_waiting(worker *w, held_attempt *h, const wf_attempt_id *after)
+{
+	w->used.millicpus -= h->res.millicpus;
+	w->used.memory -= h->res.memory;
+	w->used.gpus -= h->res.gpus;
+	h->waiting = true;
+	w->nwaiting++;
+	if (after != NULL) {
+		h->has_after = true;
+		h->after = *after;
+	} else {
+		w->nwaiting_slot++;
+	}
+}
+
+// start_held counts waiting H as started: it takes a slot and resources.
+static void
+start_held(worker *w, held_attempt *h)
+{
+	w->used.millicpus += h->res.millicpus;
+	w->used.memory += h->res.memory;
+	w->used.gpus += h->res.gpus;
+	h->waiting = false;
+	w->nwaiting--;
+	if (!h->has_after)
+		w->nwaiting_slot--;
+	h->has_after = false;
+}
+
+static held_attempt *
+find_held(worker *w, wf_attempt_id id)
+{
+	for (uint32_t k = 0; k < w->nrunning; k++)
+		if (wf_attempt_id_eq(w->running[k].id, id))
+			return &w->running[k];
+	return NULL;
 }
 
 // drop_attempt forgets ID on W and frees what it used; false if W did not
@@ -196,17 +247,43 @@ push_attempt(worker *w, wf_attempt_id id, wf_wire_resources res)
 static bool
 drop_attempt(worker *w, wf_attempt_id id)
 {
-	for (uint32_t k = 0; k < w->nrunning; k++) {
-		if (!wf_attempt_id_eq(w->running[k].id, id))
-			continue;
-		wf_wire_resources r = w->running[k].res;
-		w->used.millicpus -= r.millicpus;
-		w->used.memory -= r.memory;
-		w->used.gpus -= r.gpus;
-		w->running[k] = w->running[--w->nrunning];
-		return true;
+	held_attempt *h = find_held(w, id);
+	if (h == NULL)
+		return false;
+	if (h->waiting)
+		start_held(w, h); // to undo its counts the one way
+	w->used.millicpus -= h->res.millicpus;
+	w->used.memory -= h->res.memory;
+	w->used.gpus -= h->res.gpus;
+	*h = w->running[--w->nrunning];
+	return true;
+}
+
+// worker_started tells how many of W's attempts hold a slot.
+static uint32_t
+worker_started(const worker *w)
+{
+	return w->nrunning - w->nwaiting;
+}
+
+// promote mirrors the worker: once slots free up, it starts what waits for
+// a slot, oldest first (an attempt whose AFTER succeeded comes first: it
+// takes the slot of the one it followed, see follow_succeeded).
+static void
+promote(worker *w)
+{
+	while (w->nwaiting_slot > 0 && worker_started(w) < w->slots) {
+		held_attempt *first = NULL;
+		for (uint32_t k = 0; k < w->nrunning; k++) {
+			held_attempt *h = &w->running[k];
+			if (h->waiting && !h->has_after &&
+				(first == NULL || h->seq < first->seq))
+				first = h;
+		}
+		if (first == NULL)
+			return;
+		start_held(w, first);
 	}
-	return false;
 }
 
 static void
@@ -239,7 +316,7 @@ task_resources(const wf_run *run, uint32_t i)
 static bool
 fits(const worker *w, wf_wire_resources r)
 {
-	if (w->nrunning >= w->slots)
+	if (worker_started(w) >= w->slots)
 		return false;
 	if (w->used.millicpus + r.millicpus > w->total.millicpus)
 		return false;
@@ -248,6 +325,28 @@ fits(const worker *w, wf_wire_resources r)
 	if (w->used.gpus + r.gpus > w->total.gpus)
 		return false;
 	return true;
+}
+
+// sends_ahead tells whether W takes work ahead of its free slots now.
+static bool
+sends_ahead(const wf_sched *s, const worker *w)
+{
+	return w->ahead > 0 && w->state == W_READY && !s->store_failed &&
+		w->ewma_ms >= 0 && w->ewma_ms < AHEAD_SHORT_MS;
+}
+
+// fits_ahead tells whether W may hold a task needing R until a slot frees:
+// a few of them (its `ahead`, at most one per slot), no GPUs (those are
+// long tasks), and within what W offers in all.
+static bool
+fits_ahead(const worker *w, wf_wire_resources r)
+{
+	uint32_t limit = w->ahead < w->slots ? w->ahead : w->slots;
+	if (w->nwaiting_slot >= limit || r.gpus > 0)
+		return false;
+	if (r.millicpus > w->total.millicpus)
+		return false;
+	return w->total.memory == 0 || r.memory <= w->total.memory;
 }
 
 static bool
@@ -418,7 +517,7 @@ render_attempt(work_builder *b, wf_run *run, uint32_t i, uint32_t attempt,
 // pop_fitting takes the best ready task W can run now from the queues it
 // serves, or returns false. Tasks looked past stay queued.
 static bool
-pop_fitting(wf_sched *s, worker *w, wf_run **run, uint32_t *task)
+pop_fitting(wf_sched *s, worker *w, bool ahead, wf_run **run, uint32_t *task)
 {
 	ready_item skipped[MAX_SKIPPED];
 	uint32_t nskipped = 0;
@@ -434,7 +533,8 @@ pop_fitting(wf_sched *s, worker *w, wf_run **run, uint32_t *task)
 			break;
 		ready_item it = best->v[0];
 		heap_remove(best, 0);
-		if (fits(w, task_resources(it.run, it.task))) {
+		wf_wire_resources r = task_resources(it.run, it.task);
+		if (ahead ? fits_ahead(w, r) : fits(w, r)) {
 			*run = it.run;
 			*task = it.task;
 			found = true;
@@ -451,7 +551,146 @@ pop_fitting(wf_sched *s, worker *w, wf_run **run, uint32_t *task)
 	return found;
 }
 
-// fill_work assigns ready tasks to W while it has room.
+// assign_one renders the attempt of task I that RUN has just recorded
+// into B and holds it for W (AFTER: to start once that attempt exits 0).
+// NULL when a template cannot be rendered: then the attempt has ended.
+static held_attempt *
+assign_one(worker *w, work_builder *b, wf_run *run, uint32_t i,
+	const wf_attempt_id *after, int64_t now)
+{
+	uint32_t attempt = run->t[i].attempt;
+	if (b->nassign == b->capassign) {
+		b->capassign = b->capassign ? b->capassign * 2 : 8;
+		b->assign = sched_realloc(b->assign, b->capassign,
+			sizeof(*b->assign));
+	}
+	wf_msg_assign *a = &b->assign[b->nassign];
+	memset(a, 0, sizeof(*a));
+	char err[512];
+	if (!render_attempt(b, run, i, attempt, a, err, sizeof(err))) {
+		free(a->argv);
+		free(a->env);
+		// Sent ahead, this only withdraws it: the task fails when it
+		// is placed for real and cannot be rendered then either.
+		wf_attempt_end end = {
+			.success = false,
+			.retryable = false,
+			.exit_code = -1,
+			.error = err,
+		};
+		wf_err ee = wf_run_attempt_ended(run, i, attempt, &end, now);
+		WF_ASSERT(ee == WF_EOK);
+		if (after == NULL)
+			wf_log(WF_LOG_WARN, "%s %s: %s", run->name,
+				run->dag->tasks[i].id, err);
+		return NULL;
+	}
+	if (after != NULL) {
+		a->has_after = true;
+		a->after = *after;
+	}
+	b->nassign++;
+	WF_FAULT("dispatch.assigned");
+	wf_log(WF_LOG_DEBUG, "%s %s attempt %u -> %s%s", run->name,
+		run->dag->tasks[i].id, attempt, w->name,
+		after != NULL ? " (ahead)" : "");
+	return push_attempt(w, a->id, a->resources);
+}
+
+// names_tasks tells whether a template of task T (or the DAG's env) may
+// read another task's outputs: such a task cannot be rendered before its
+// parents end. Plain text search: a false "yes" only costs the speed-up.
+static bool
+names_tasks(const wf_dag *dag, const wf_task *t)
+{
+	if (t->run != NULL && strstr(t->run, "tasks.") != NULL)
+		return true;
+	for (uint32_t k = 0; k < t->argc; k++)
+		if (strstr(t->argv[k], "tasks.") != NULL)
+			return true;
+	if (t->workdir != NULL && strstr(t->workdir, "tasks.") != NULL)
+		return true;
+	for (uint32_t k = 0; k < t->nenv; k++)
+		if (strstr(t->env[k].value, "tasks.") != NULL)
+			return true;
+	for (uint32_t k = 0; k < dag->nenv; k++)
+		if (strstr(dag->env[k].value, "tasks.") != NULL)
+			return true;
+	return false;
+}
+
+// may_follow tells whether task C of RUN can be sent to W ahead of its
+// parent P (running or held there): P is the only parent not yet
+// succeeded, C runs exactly when P succeeds (no `when`, a trigger rule
+// that then says run), needs no more than P (it takes P's slot), and
+// reads no outputs.
+static bool
+may_follow(const worker *w, const wf_run *run, uint32_t p, uint32_t c)
+{
+	const wf_tinst *tc = &run->t[c];
+	const wf_task *t = &run->dag->tasks[c];
+	if (tc->state != WF_TASK_PENDING || tc->decided || tc->pending != 1)
+		return false;
+	if (t->when != NULL || (t->trigger != WF_TRIGGER_ALL_SUCCESS &&
+		t->trigger != WF_TRIGGER_NONE_FAILED))
+		return false;
+	if (!serves(w, task_queue(run, c)))
+		return false;
+	wf_wire_resources rc = task_resources(run, c),
+			  rp = task_resources(run, p);
+	if (rc.millicpus > rp.millicpus || rc.memory > rp.memory ||
+		rc.gpus > rp.gpus)
+		return false;
+	uint32_t np;
+	const uint32_t *parents = wf_dag_parents(run->dag, c, &np);
+	for (uint32_t k = 0; k < np; k++)
+		if (parents[k] != p &&
+			run->t[parents[k]].state != WF_TASK_SUCCESS)
+			return false;
+	return !names_tasks(run->dag, t);
+}
+
+// send_follower sends W, ahead, the best child of attempt PID (just given
+// to W, or just started there) that may follow it.
+static void
+send_follower(wf_sched *s, worker *w, work_builder *b, wf_attempt_id pid,
+	int64_t now)
+{
+	wf_run *run = runs_find(s, pid.run);
+	if (run == NULL || run->state != WF_RUN_RUNNING ||
+		run->cancel_requested || pid.task >= run->dag->ntasks ||
+		wf_run_is_ahead(run, pid.task))
+		return; // one step ahead only
+	dag_version *dv = run->owner;
+	uint32_t nc, best = UINT32_MAX;
+	const uint32_t *children = wf_dag_children(run->dag, pid.task, &nc);
+	for (uint32_t k = 0; k < nc; k++) {
+		uint32_t c = children[k];
+		if (!may_follow(w, run, pid.task, c))
+			continue;
+		if (best == UINT32_MAX) {
+			best = c;
+			continue;
+		}
+		const wf_task *tc = &run->dag->tasks[c],
+			      *tb = &run->dag->tasks[best];
+		if (tc->priority > tb->priority ||
+			(tc->priority == tb->priority && dv != NULL &&
+				dv->rank[c] > dv->rank[best]))
+			best = c;
+	}
+	if (best == UINT32_MAX)
+		return;
+	wf_err e = wf_run_sent_ahead(run, best, w->name, now);
+	WF_ASSERT(e == WF_EOK);
+	held_attempt *h = assign_one(w, b, run, best, &pid, now);
+	if (h != NULL)
+		hold_waiting(w, h, &pid);
+}
+
+// fill_work assigns ready tasks to W while it has room; to a worker of
+// short tasks also a few more to hold until a slot frees, and children to
+// start the moment what they wait for exits 0 there.
 static void
 fill_work(wf_sched *s, worker *w, work_builder *b)
 {
@@ -462,40 +701,23 @@ fill_work(wf_sched *s, worker *w, work_builder *b)
 	wf_run *run;
 	uint32_t i;
 	int64_t now = wf_now_ms();
-	while (pop_fitting(s, w, &run, &i)) {
-		uint32_t attempt = run->t[i].attempt + 1;
-		wf_err e = wf_run_dispatched(run, i, w->name, now);
-		WF_ASSERT(e == WF_EOK);
-		if (b->nassign == b->capassign) {
-			b->capassign = b->capassign ? b->capassign * 2 : 8;
-			b->assign = sched_realloc(b->assign, b->capassign,
-				sizeof(*b->assign));
+	uint32_t first = b->nassign;
+	for (int ahead = 0; ahead < 2; ahead++) {
+		if (ahead && !sends_ahead(s, w))
+			break;
+		while (pop_fitting(s, w, ahead, &run, &i)) {
+			wf_err e = wf_run_dispatched(run, i, w->name, now);
+			WF_ASSERT(e == WF_EOK);
+			held_attempt *h = assign_one(w, b, run, i, NULL, now);
+			if (h != NULL && ahead)
+				hold_waiting(w, h, NULL);
 		}
-		wf_msg_assign *a = &b->assign[b->nassign];
-		memset(a, 0, sizeof(*a));
-		char err[512];
-		if (!render_attempt(b, run, i, attempt, a, err, sizeof(err))) {
-			free(a->argv);
-			free(a->env);
-			wf_attempt_end end = {
-				.success = false,
-				.retryable = false,
-				.exit_code = -1,
-				.error = err,
-			};
-			wf_err ee = wf_run_attempt_ended(run, i, attempt, &end,
-				now);
-			WF_ASSERT(ee == WF_EOK);
-			wf_log(WF_LOG_WARN, "%s %s: %s", run->name,
-				run->dag->tasks[i].id, err);
-			continue;
-		}
-		b->nassign++;
-		WF_FAULT("dispatch.assigned");
-		push_attempt(w, a->id, a->resources);
-		wf_log(WF_LOG_DEBUG, "%s %s attempt %u -> %s", run->name,
-			run->dag->tasks[i].id, attempt, w->name);
 	}
+	if (!sends_ahead(s, w))
+		return;
+	uint32_t end = b->nassign;
+	for (uint32_t k = first; k < end; k++)
+		send_follower(s, w, b, b->assign[k].id, now);
 }
 
 // cmp_id orders attempt ids, for bsearch.
@@ -551,6 +773,10 @@ resend_unlisted(wf_sched *s, worker *w, const wf_msg_sync *m,
 			free(a->argv);
 			free(a->env);
 			continue;
+		}
+		if (w->running[k].has_after) {
+			a->has_after = true;
+			a->after = w->running[k].after;
 		}
 		b->nassign++;
 		wf_log(WF_LOG_DEBUG, "%s %s attempt %u -> %s again", run->name,
@@ -691,12 +917,47 @@ outputs_block(const wf_msg_result *r)
 	return b;
 }
 
+// follow_succeeded starts on W what was held there to follow attempt ID,
+// which succeeded (as the worker did when it ended), and sends ahead what
+// may follow that in turn.
 static void
-apply_result(wf_sched *s, worker *w, const wf_msg_result *r)
+follow_succeeded(wf_sched *s, worker *w, work_builder *b, wf_attempt_id id)
+{
+	for (uint32_t k = 0; k < w->nrunning; k++) {
+		held_attempt *h = &w->running[k];
+		if (!h->waiting || !h->has_after ||
+			!wf_attempt_id_eq(h->after, id))
+			continue;
+		start_held(w, h);
+		if (sends_ahead(s, w))
+			send_follower(s, w, b, h->id, wf_now_ms());
+		return; // one per attempt
+	}
+}
+
+static void
+learn_duration(worker *w, const wf_msg_result *r)
+{
+	if (r->kind != WF_RESULT_EXITED || r->started_ms <= 0 ||
+		r->ended_ms < r->started_ms)
+		return;
+	double ms = (double)(r->ended_ms - r->started_ms);
+	w->ewma_ms = w->ewma_ms < 0 ? ms
+		: w->ewma_ms * (1 - EWMA_WEIGHT) + ms * EWMA_WEIGHT;
+}
+
+static void
+apply_result(wf_sched *s, worker *w, work_builder *b, const wf_msg_result *r)
 {
 	drop_attempt(w, r->id);
+	learn_duration(w, r);
 	wf_run *run = runs_find(s, r->id.run);
-	if (run == NULL || r->id.task >= run->dag->ntasks) {
+	// An attempt counts only from the worker it was given to: a number
+	// withdrawn from one worker may be given again to another (run.h).
+	const char *owner = run != NULL && r->id.task < run->dag->ntasks
+		? run->t[r->id.task].worker : NULL;
+	if (run == NULL || r->id.task >= run->dag->ntasks ||
+		(owner != NULL && strcmp(owner, w->name) != 0)) {
 		s->stale_results++;
 		return;
 	}
@@ -734,6 +995,8 @@ apply_result(wf_sched *s, worker *w, const wf_msg_result *r)
 	wf_log(WF_LOG_DEBUG, "%s %s attempt %u: %s", run->name,
 		run->dag->tasks[r->id.task].id, r->id.attempt,
 		success ? "success" : "failed");
+	if (success)
+		follow_succeeded(s, w, b, r->id);
 }
 
 void
@@ -768,11 +1031,28 @@ dispatch_sync(wf_sched *s, wf_request *req, const wf_msg_sync *m)
 		acks.log_acks[acks.nlog_acks++] = (wf_log_ack){
 			.id = l->id, .offset = upto};
 	}
-	if (m->nresults > 0)
+	w->ahead = m->ahead;
+	work_builder b = {0};
+	if (m->nresults > 0) {
 		acks.acked = sched_calloc(m->nresults, sizeof(*acks.acked));
-	for (uint32_t k = 0; k < m->nresults; k++) {
-		apply_result(s, w, &m->results[k]);
-		acks.acked[acks.nacked++] = m->results[k].id;
+		// Attempts sent ahead after the rest: the result of what they
+		// followed decides how theirs counts (run.h).
+		bool *later = sched_calloc(m->nresults, sizeof(*later));
+		for (uint32_t k = 0; k < m->nresults; k++) {
+			wf_attempt_id id = m->results[k].id;
+			wf_run *run = runs_find(s, id.run);
+			later[k] = run != NULL && id.task < run->dag->ntasks &&
+				wf_run_is_ahead(run, id.task);
+		}
+		for (int pass = 0; pass < 2; pass++)
+			for (uint32_t k = 0; k < m->nresults; k++)
+				if (later[k] == (pass == 1))
+					apply_result(s, w, &b,
+						&m->results[k]);
+		free(later);
+		for (uint32_t k = 0; k < m->nresults; k++)
+			acks.acked[acks.nacked++] = m->results[k].id;
+		promote(w);
 	}
 	// Fencing: an attempt the worker runs that is not the task's current
 	// running attempt must stop.
@@ -785,7 +1065,6 @@ dispatch_sync(wf_sched *s, wf_request *req, const wf_msg_sync *m)
 		if (!current)
 			push_cancel(w, id);
 	}
-	work_builder b = {0};
 	resend_unlisted(s, w, m, &b);
 	fill_work(s, w, &b);
 	bool have = b.nassign > 0 || w->ncancels > 0 || acks.nacked > 0 ||
@@ -865,7 +1144,35 @@ dispatch_adopt(wf_sched *s, wf_run *run, uint32_t task)
 	}
 	wf_attempt_id id = {
 		.run = run->serial, .task = task, .attempt = run->t[task].attempt};
-	push_attempt(w, id, task_resources(run, task));
+	held_attempt *h = push_attempt(w, id, task_resources(run, task));
+	if (!wf_run_is_ahead(run, task))
+		return;
+	// Sent ahead of the one parent still running (run.h): held for it.
+	uint32_t np;
+	const uint32_t *parents = wf_dag_parents(run->dag, task, &np);
+	for (uint32_t k = 0; k < np; k++) {
+		uint32_t p = parents[k];
+		if (run->t[p].state != WF_TASK_RUNNING)
+			continue;
+		wf_attempt_id after = {.run = run->serial, .task = p,
+			.attempt = run->t[p].attempt};
+		hold_waiting(w, h, &after);
+		return;
+	}
+}
+
+void
+dispatch_withdrawn(wf_sched *s, wf_run *run, uint32_t task, uint32_t attempt)
+{
+	wf_attempt_id id = {.run = run->serial, .task = task, .attempt = attempt};
+	for (worker *w = s->workers; w != NULL; w = w->next) {
+		if (!drop_attempt(w, id))
+			continue;
+		// The worker drops it on its own when it sees the parent end;
+		// this covers a worker that saw something else.
+		push_cancel(w, id);
+		return;
+	}
 }
 
 void
@@ -946,7 +1253,7 @@ dispatch_pack_workers(wf_sched *s, msgpack_packer *pk)
 		wf_mp_pack_cstr(pk, "slots");
 		msgpack_pack_uint32(pk, w->slots);
 		wf_mp_pack_cstr(pk, "slots_used");
-		msgpack_pack_uint32(pk, w->nrunning);
+		msgpack_pack_uint32(pk, worker_started(w));
 		wf_mp_pack_cstr(pk, "resources");
 		msgpack_pack_map(pk, 3);
 		wf_mp_pack_cstr(pk, "cpus");

@@ -201,6 +201,36 @@ queue_task(wf_run *run, uint32_t i)
 		run->ops->ready(run->ops_arg, run, i);
 }
 
+// withdraw undoes the sending ahead of task I (its parent did not succeed):
+// PENDING again, as if it had not been sent; its next attempt has the same
+// number (the worker dropped it without a trace, run.h).
+static void
+withdraw(wf_run *run, uint32_t i)
+{
+	wf_tinst *ti = &run->t[i];
+	uint32_t attempt = ti->attempt;
+	ti->attempt--;
+	ti->started_ms = 0;
+	ti->ended_ms = 0;
+	free(ti->worker);
+	ti->worker = NULL;
+	set_state(run, i, WF_TASK_PENDING);
+	if (run->ops != NULL && run->ops->withdrawn != NULL)
+		run->ops->withdrawn(run->ops_arg, run, i, attempt);
+}
+
+// withdraw_children withdraws the children of I that were sent ahead of
+// it: its attempt ended without success.
+static void
+withdraw_children(wf_run *run, uint32_t i)
+{
+	uint32_t nc;
+	const uint32_t *children = wf_dag_children(run->dag, i, &nc);
+	for (uint32_t k = 0; k < nc; k++)
+		if (wf_run_is_ahead(run, children[k]))
+			withdraw(run, children[k]);
+}
+
 // --- trigger rules ----------------------------------------------------------
 
 typedef enum verdict { WAIT, RUN, SKIP, UPSTREAM_FAILED } verdict;
@@ -264,7 +294,21 @@ static void
 decide(wf_run *run, uint32_t i, int64_t now_ms, worklist *w)
 {
 	wf_tinst *ti = &run->t[i];
-	if (ti->decided || ti->state != WF_TASK_PENDING)
+	if (ti->decided)
+		return;
+	if (ti->state == WF_TASK_RUNNING) {
+		// Sent ahead: it runs already if its parents succeeded.
+		verdict v = judge(run, i);
+		if (v == WAIT)
+			return;
+		if (v == RUN) {
+			ti->decided = 1;
+			changed(run, i);
+			return;
+		}
+		withdraw(run, i);
+	}
+	if (ti->state != WF_TASK_PENDING)
 		return;
 	switch (judge(run, i)) {
 	case WAIT:
@@ -431,6 +475,24 @@ wf_run_dispatched(wf_run *run, uint32_t i, const char *worker, int64_t now_ms)
 	return WF_EOK;
 }
 
+wf_err
+wf_run_sent_ahead(wf_run *run, uint32_t i, const char *worker, int64_t now_ms)
+{
+	wf_tinst *ti = &run->t[i];
+	if (ti->state != WF_TASK_PENDING || ti->decided)
+		return WF_ESTATE;
+	ti->attempt++;
+	ti->started_ms = now_ms;
+	ti->ended_ms = 0;
+	ti->exit_code = -1;
+	free(ti->worker);
+	ti->worker = xstrdup(worker);
+	free(ti->error);
+	ti->error = NULL;
+	set_state(run, i, WF_TASK_RUNNING);
+	return WF_EOK;
+}
+
 int64_t
 wf_run_retry_delay(const wf_task *t, uint32_t n)
 {
@@ -452,6 +514,20 @@ wf_run_attempt_ended(wf_run *run, uint32_t i, uint32_t attempt,
 	if (ti->state != WF_TASK_RUNNING || ti->attempt != attempt)
 		return WF_ESTALE;
 	const wf_task *task = &run->dag->tasks[i];
+	if (ti->decided == 0) {
+		// Sent ahead. Its parent's result comes first (the worker
+		// starts it only after that one exited 0; the scheduler applies
+		// a report's parents first), so this is the odd case of a
+		// recovered state: a success stands (its parent did succeed on
+		// the worker), anything else leaves the task to its parents.
+		if (!end->success) {
+			withdraw(run, i);
+			return WF_EOK;
+		}
+		ti->decided = 1;
+	}
+	if (!end->success)
+		withdraw_children(run, i);
 	ti->exit_code = end->exit_code;
 	if (end->started_ms != 0)
 		ti->started_ms = end->started_ms;

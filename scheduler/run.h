@@ -96,6 +96,10 @@ typedef struct wf_run_ops {
 	void (*retry_at)(void *arg, wf_run *run, uint32_t i, int64_t at_ms);
 	// The run reached a final state.
 	void (*finished)(void *arg, wf_run *run);
+	// Task I's attempt ATTEMPT, sent ahead of its last parent, will not
+	// run (that parent did not succeed): forget it, tell its worker.
+	void (*withdrawn)(void *arg, wf_run *run, uint32_t i,
+		uint32_t attempt);
 } wf_run_ops;
 
 struct wf_run {
@@ -175,6 +179,29 @@ wf_err wf_run_rerun(wf_run *run, const char *const *tasks, uint32_t ntasks,
 // wf_run_retry_delay returns the wait before attempt ATTEMPT+1 after
 // attempt ATTEMPT of task T failed: retry_delay * backoff^(n-1), capped.
 int64_t wf_run_retry_delay(const wf_task *t, uint32_t n);
+
+// Work sent ahead (docs/architecture.md): an attempt of a task whose last
+// unfinished parent runs on a worker may be sent to that worker before the
+// parent ends, to start the moment the parent exits 0 there. Such a task
+// is RUNNING but not yet decided until the parent's success is applied;
+// if the parent ends otherwise, its attempt is withdrawn: the task is
+// PENDING again as if it had not been sent, and its next attempt has the
+// same number (the worker drops a withdrawn attempt without a trace, and
+// a result counts only from the worker the attempt was given to).
+//
+// wf_run_sent_ahead records attempt t[i].attempt + 1 of PENDING task I as
+// sent to WORKER ahead of its parents. WF_ESTATE when the task is not
+// PENDING or already decided.
+wf_err wf_run_sent_ahead(wf_run *run, uint32_t i, const char *worker,
+	int64_t now_ms) WF_MUST_CHECK;
+
+// wf_run_is_ahead tells whether task I's running attempt was sent ahead
+// and its parents have not all succeeded yet.
+static inline bool
+wf_run_is_ahead(const wf_run *run, uint32_t i)
+{
+	return run->t[i].state == WF_TASK_RUNNING && !run->t[i].decided;
+}
 
 // wf_run_lookup resolves a template or condition reference for task I of
 // RUN at attempt ATTEMPT (the wf_ref_lookup of dag/tmpl.h, with a

@@ -39,6 +39,12 @@ op_kill(void *arg, wf_run *run, uint32_t i, uint32_t attempt)
 }
 
 static void
+op_withdrawn(void *arg, wf_run *run, uint32_t i, uint32_t attempt)
+{
+	dispatch_withdrawn(arg, run, i, attempt);
+}
+
+static void
 op_retry_at(void *arg, wf_run *run, uint32_t i, int64_t at_ms)
 {
 	wf_log(WF_LOG_INFO, "%s %s: attempt %u failed; retrying in %lld ms",
@@ -77,6 +83,7 @@ const wf_run_ops wf_sched_run_ops = {
 	.kill = op_kill,
 	.retry_at = op_retry_at,
 	.finished = op_finished,
+	.withdrawn = op_withdrawn,
 };
 
 wf_run *

@@ -94,10 +94,15 @@ typedef struct ready_queue {
 	struct ready_queue *next;
 } ready_queue;
 
-// An attempt a worker holds.
+// An attempt a worker holds: running, or held ahead of a free slot
+// (waiting), or held ahead until attempt AFTER exits 0 there.
 typedef struct held_attempt {
 	wf_attempt_id id;
 	wf_wire_resources res;
+	bool waiting;   // not started: counts in no slot and no resources
+	bool has_after; // waits for AFTER (else for a free slot)
+	wf_attempt_id after;
+	uint64_t seq;   // order of holding: the worker starts the oldest
 } held_attempt;
 
 typedef enum worker_state { W_READY, W_DRAINING, W_LOST } worker_state;
@@ -114,8 +119,13 @@ typedef struct worker {
 	wf_wire_resources total, used;
 	int64_t last_seen_ms; // wall clock, for `weft workers`
 	int64_t last_seen_mono;
-	held_attempt *running;
+	held_attempt *running; // what it holds, started or waiting
 	uint32_t nrunning, caprunning;
+	uint32_t nwaiting;     // of those, held ahead and not started
+	uint32_t nwaiting_slot; // ... waiting for a slot (no AFTER)
+	uint32_t ahead;        // how many it holds ahead of a slot (SYNC)
+	double ewma_ms;        // recent attempts' duration; < 0 none yet
+	uint64_t hold_seq;
 	wf_attempt_id *cancels; // to send with the next WORK
 	uint32_t ncancels, capcancels;
 	wf_request *held;      // a long poll waiting for work
@@ -279,6 +289,9 @@ void dispatch_kill(wf_sched *s, wf_run *run, uint32_t task, uint32_t attempt);
 void dispatch_retry_at(wf_sched *s, wf_run *run, uint32_t task, int64_t at_ms);
 // dispatch_adopt holds a recovered RUNNING attempt for its worker.
 void dispatch_adopt(wf_sched *s, wf_run *run, uint32_t task);
+// dispatch_withdrawn forgets an attempt sent ahead that will not run.
+void dispatch_withdrawn(wf_sched *s, wf_run *run, uint32_t task,
+	uint32_t attempt);
 void dispatch_hello(wf_sched *s, wf_request *req, const wf_msg_hello *h);
 void dispatch_sync(wf_sched *s, wf_request *req, const wf_msg_sync *m);
 // dispatch_match gives ready tasks to workers with held polls.

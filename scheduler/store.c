@@ -609,7 +609,10 @@ load_run(wf_sched *s, wf_db_txn *txn, uint64_t serial, wf_run **out)
 	for (uint32_t i = 0; i < run->dag->ntasks; i++) {
 		wf_tinst *ti = &run->t[i];
 		run->count[ti->state]++;
-		if (ti->state != WF_TASK_PENDING) {
+		// A RUNNING task not yet decided was sent ahead of its last
+		// parent (run.h): it still waits for that parent's success.
+		bool ahead = ti->state == WF_TASK_RUNNING && !ti->decided;
+		if (ti->state != WF_TASK_PENDING && !ahead) {
 			// Decided: what it waits for no longer matters (and
 			// a run half done skips half the parent lists).
 			ti->decided = 1;

@@ -166,22 +166,39 @@ wf_attempt_find(wf_worker *w, wf_attempt_id id)
 	return NULL;
 }
 
-bool
-wf_attempt_recent(const wf_worker *w, wf_attempt_id id)
+// recent_index returns ID's place among the recently deleted, or -1.
+static int
+recent_index(const wf_worker *w, wf_attempt_id id)
 {
 	for (uint32_t i = 0; i < w->nrecent; i++)
 		if (wf_attempt_id_eq(w->recent[i], id))
-			return true;
-	return false;
+			return (int)i;
+	return -1;
+}
+
+bool
+wf_attempt_recent(const wf_worker *w, wf_attempt_id id)
+{
+	return recent_index(w, id) >= 0;
 }
 
 static void
-remember(wf_worker *w, wf_attempt_id id)
+remember(wf_worker *w, wf_attempt_id id, bool ok)
 {
 	w->recent[w->recent_next] = id;
+	w->recent_ok[w->recent_next] = ok;
 	w->recent_next = (w->recent_next + 1) % WF_WORKER_RECENT;
 	if (w->nrecent < WF_WORKER_RECENT)
 		w->nrecent++;
+}
+
+// succeeded applies the scheduler's rule for a success (worker_int.h) to
+// an ended attempt: what a follower waits for.
+static bool
+succeeded(const wf_attempt *a)
+{
+	return a->state == ATTEMPT_ENDED && a->kind == WF_RESULT_EXITED &&
+		a->exit_code == 0 && a->error != NULL && a->error[0] == '\0';
 }
 
 static void
@@ -226,6 +243,7 @@ wf_attempt_free(wf_attempt *a)
 	free(a->out_values);
 	free(a->error);
 	free(a->kill_why);
+	free(a->plan);
 	free(a);
 }
 
@@ -239,7 +257,7 @@ wf_attempt_try_finish(wf_attempt *a)
 	wf_spool_remove(a);
 	if (a->has_record)
 		wf_spool_forget(w, a->id);
-	remember(w, a->id);
+	remember(w, a->id, succeeded(a));
 	unlink_attempt(w, a);
 	wf_log(WF_LOG_DEBUG, "%s: acknowledged, spool files removed",
 		a->label);
@@ -328,6 +346,8 @@ read_outputs(wf_attempt *a)
 	}
 }
 
+static void follow_up(wf_worker *w, const wf_attempt *done);
+
 static void
 proc_done_cb(wf_proc *p, const wf_exec_result *r, void *arg)
 {
@@ -387,6 +407,11 @@ proc_done_cb(wf_proc *p, const wf_exec_result *r, void *arg)
 	if (r->end != WF_EXEC_SPAWN_FAILED)
 		read_outputs(a);
 	a->final_size = wf_spool_size(a->log_path);
+	// The slot is free: what waits for it (or for this attempt) starts
+	// now, before anything is said about this one. That is the point of
+	// holding work ahead: the next process does not wait for the
+	// scheduler to hear of this one and answer.
+	follow_up(w, a);
 
 	switch (a->kind) {
 	case WF_RESULT_EXITED:
@@ -601,6 +626,197 @@ out:
 	wf_env_free(env);
 }
 
+// --- held ahead ----------------------------------------------------------------
+
+// assign_copy copies AS into one allocation (free() frees it all): a held
+// assignment outlives the message it came in.
+static wf_msg_assign *
+assign_copy(const wf_msg_assign *as)
+{
+	size_t bytes = sizeof(*as) + (size_t)as->argc * sizeof(wf_str) +
+		(size_t)as->nenv * sizeof(wf_str_kv);
+	size_t text = (size_t)as->run_name.len + as->task_name.len +
+		as->shell.len + as->workdir.len;
+	for (uint32_t i = 0; i < as->argc; i++)
+		text += as->argv[i].len;
+	for (uint32_t i = 0; i < as->nenv; i++)
+		text += (size_t)as->env[i].key.len + as->env[i].value.len;
+	wf_msg_assign *c = xcalloc(1, bytes + text + 1);
+	*c = *as;
+	c->argv = (wf_str *)(c + 1);
+	c->env = (wf_str_kv *)(c->argv + as->argc);
+	char *p = (char *)(c->env + as->nenv);
+#define COPY(dst, src) \
+	do { \
+		if ((src).len > 0) \
+			memcpy(p, (src).ptr, (src).len); \
+		(dst) = (wf_str){p, (src).len}; \
+		p += (src).len; \
+	} while (0)
+	COPY(c->run_name, as->run_name);
+	COPY(c->task_name, as->task_name);
+	COPY(c->shell, as->shell);
+	COPY(c->workdir, as->workdir);
+	for (uint32_t i = 0; i < as->argc; i++)
+		COPY(c->argv[i], as->argv[i]);
+	for (uint32_t i = 0; i < as->nenv; i++) {
+		COPY(c->env[i].key, as->env[i].key);
+		COPY(c->env[i].value, as->env[i].value);
+	}
+#undef COPY
+	if (as->argc == 0)
+		c->argv = NULL;
+	if (as->nenv == 0)
+		c->env = NULL;
+	return c;
+}
+
+static void
+hold(wf_attempt *a, const wf_msg_assign *as)
+{
+	wf_worker *w = a->w;
+	a->state = ATTEMPT_WAITING;
+	a->plan = assign_copy(as);
+	a->has_after = as->has_after;
+	a->after = as->after;
+	a->wait_seq = ++w->wait_seq;
+	w->nwaiting++;
+	wf_log(WF_LOG_DEBUG, "%s: held (%u waiting)", a->label, w->nwaiting);
+}
+
+// start_held launches waiting A now.
+static void
+start_held(wf_attempt *a)
+{
+	wf_worker *w = a->w;
+	WF_ASSERT(a->state == ATTEMPT_WAITING && w->nwaiting > 0);
+	w->nwaiting--;
+	a->state = ATTEMPT_RUNNING;
+	a->has_after = false;
+	wf_msg_assign *plan = a->plan;
+	a->plan = NULL;
+	launch(a, plan);
+	free(plan);
+	// Refused before anything ran: what follows it goes too.
+	if (a->state == ATTEMPT_ENDED)
+		follow_up(w, a);
+}
+
+// drop_held forgets waiting A without a result: the attempt it followed
+// did not succeed, and the scheduler, which learns that from the same
+// result, withdraws it too.
+static void
+drop_held(wf_attempt *a, const char *why)
+{
+	wf_worker *w = a->w;
+	WF_ASSERT(a->state == ATTEMPT_WAITING && w->nwaiting > 0);
+	w->nwaiting--;
+	wf_log(WF_LOG_DEBUG, "%s: not started: %s", a->label, why);
+	unlink_attempt(w, a);
+	// What was to follow it will not run either (a drop may free others,
+	// so look again from the start after each).
+	for (;;) {
+		wf_attempt *f = w->attempts;
+		while (f != NULL && !(f->state == ATTEMPT_WAITING &&
+			f->has_after && wf_attempt_id_eq(f->after, a->id)))
+			f = f->next;
+		if (f == NULL)
+			break;
+		drop_held(f, "the attempt it follows was dropped");
+	}
+	wf_attempt_free(a);
+}
+
+// pump starts waiting attempts, oldest first, while slots are free.
+static void
+pump(wf_worker *w)
+{
+	while (w->nwaiting > 0 && w->nrunning < w->slots && !w->draining &&
+		!w->db_failing && w->state != W_CLOSING) {
+		wf_attempt *first = NULL;
+		for (wf_attempt *a = w->attempts; a != NULL; a = a->next)
+			if (a->state == ATTEMPT_WAITING && !a->has_after &&
+				(first == NULL || a->wait_seq < first->wait_seq))
+				first = a;
+		if (first == NULL)
+			return;
+		start_held(first);
+		if (first->state == ATTEMPT_ENDED)
+			wf_conn_kick(w);
+	}
+}
+
+// follow_up settles the attempts that wait for DONE, which just ended:
+// they go first in the queue if it succeeded, else they are dropped;
+// then free slots are filled.
+static void
+follow_up(wf_worker *w, const wf_attempt *done)
+{
+	bool ok = succeeded(done);
+	for (;;) {
+		wf_attempt *a = w->attempts;
+		while (a != NULL && !(a->state == ATTEMPT_WAITING &&
+			a->has_after && wf_attempt_id_eq(a->after, done->id)))
+			a = a->next;
+		if (a == NULL)
+			break;
+		if (ok) {
+			a->has_after = false;
+			a->wait_seq = 0; // the slot it follows is its own
+		} else {
+			drop_held(a, "the attempt it follows did not succeed");
+		}
+	}
+	pump(w);
+}
+
+// waiting_for_slot counts the waiting attempts that wait only for a slot
+// (what the worker offers to hold: `ahead`).
+static uint32_t
+waiting_for_slot(const wf_worker *w)
+{
+	uint32_t n = 0;
+	for (const wf_attempt *a = w->attempts; a != NULL; a = a->next)
+		n += a->state == ATTEMPT_WAITING && !a->has_after;
+	return n;
+}
+
+typedef enum after_state {
+	AFTER_OK,      // succeeded: no condition left
+	AFTER_WAIT,    // still to run or running
+	AFTER_FAILED,  // ended otherwise
+	AFTER_UNKNOWN, // never seen here (or forgotten)
+} after_state;
+
+static after_state
+after_state_of(wf_worker *w, wf_attempt_id id)
+{
+	wf_attempt *p = wf_attempt_find(w, id);
+	if (p != NULL) {
+		if (p->state != ATTEMPT_ENDED)
+			return AFTER_WAIT;
+		return succeeded(p) ? AFTER_OK : AFTER_FAILED;
+	}
+	int k = recent_index(w, id);
+	if (k < 0)
+		return AFTER_UNKNOWN;
+	return w->recent_ok[k] ? AFTER_OK : AFTER_FAILED;
+}
+
+void
+wf_attempt_hand_back_waiting(wf_worker *w, const char *why)
+{
+	for (wf_attempt *a = w->attempts; a != NULL; a = a->next) {
+		if (a->state != ATTEMPT_WAITING)
+			continue;
+		w->nwaiting--;
+		free(a->plan);
+		a->plan = NULL;
+		end_now(a, WF_RESULT_LOST, "%s", why);
+	}
+	wf_conn_kick(w);
+}
+
 void
 wf_attempt_assign(wf_worker *w, const wf_msg_assign *as)
 {
@@ -632,15 +848,43 @@ wf_attempt_assign(wf_worker *w, const wf_msg_assign *as)
 			"spool database", w->name);
 		goto ended;
 	}
-	if (w->nrunning >= w->slots) {
-		end_now(a, WF_RESULT_LOST, "no free slot on %s (%" PRIu32
-			" of %" PRIu32 " busy)", w->name, w->nrunning,
-			w->slots);
+	bool wait = false;
+	if (as->has_after) {
+		switch (after_state_of(w, as->after)) {
+		case AFTER_OK:
+			break;
+		case AFTER_WAIT:
+			wait = true;
+			break;
+		case AFTER_FAILED:
+		case AFTER_UNKNOWN:
+			// Dropped without a trace: the scheduler withdraws it
+			// when it learns how that attempt ended, or, if it
+			// succeeded after all, sends it again (it is then
+			// missing from our list of what we run).
+			a->state = ATTEMPT_WAITING;
+			w->nwaiting++;
+			drop_held(a, "the attempt it follows did not succeed "
+				"here");
+			return;
+		}
+	}
+	if (!wait && w->nrunning < w->slots) {
+		launch(a, as);
+		if (a->state == ATTEMPT_RUNNING)
+			return;
 		goto ended;
 	}
-	launch(a, as);
-	if (a->state == ATTEMPT_RUNNING)
-		return;
+	if (w->nwaiting >= w->slots * WF_WORKER_HOLD_MAX_PER_SLOT ||
+		(!wait && waiting_for_slot(w) >=
+			w->slots * WF_WORKER_AHEAD_PER_SLOT)) {
+		end_now(a, WF_RESULT_LOST, "no free slot on %s (%" PRIu32
+			" of %" PRIu32 " busy, %" PRIu32 " waiting)", w->name,
+			w->nrunning, w->slots, w->nwaiting);
+		goto ended;
+	}
+	hold(a, as);
+	return;
 ended:
 	wf_conn_kick(w);
 }
@@ -649,6 +893,11 @@ void
 wf_attempt_cancel(wf_worker *w, wf_attempt_id id)
 {
 	wf_attempt *a = wf_attempt_find(w, id);
+	if (a != NULL && a->state == ATTEMPT_WAITING) {
+		drop_held(a, "cancelled by the scheduler");
+		pump(w);
+		return;
+	}
 	if (a == NULL || a->state != ATTEMPT_RUNNING || a->proc == NULL)
 		return;
 	if (!a->cancel_requested)
@@ -671,7 +920,9 @@ wf_attempt_kill_all(wf_worker *w)
 uint32_t
 wf_attempt_kill_lost(wf_worker *w, const char *why)
 {
-	uint32_t n = 0;
+	uint32_t n = w->nwaiting;
+	if (n > 0)
+		wf_attempt_hand_back_waiting(w, why);
 	for (wf_attempt *a = w->attempts; a != NULL; a = a->next) {
 		if (a->state != ATTEMPT_RUNNING || a->proc == NULL ||
 			a->cancel_requested || a->drain_killed ||

@@ -113,7 +113,7 @@ attempt_ids(wf_worker *w, bool held, uint32_t *n)
 	WF_ASSERT(ids != NULL);
 	uint32_t k = 0;
 	for (wf_attempt *a = w->attempts; a != NULL; a = a->next)
-		if (a->state == ATTEMPT_RUNNING ||
+		if (a->state != ATTEMPT_ENDED ||
 			(held && !a->result_acked))
 			ids[k++] = a->id;
 	*n = k;
@@ -449,6 +449,7 @@ sync_header(wf_worker *w, wf_msg_sync *m, uint32_t wait_ms)
 	m->free_slots = w->draining || w->db_failing ||
 		w->nrunning >= w->slots ? 0 : w->slots - w->nrunning;
 	m->running = attempt_ids(w, false, &m->nrunning);
+	m->ahead = w->slots * WF_WORKER_AHEAD_PER_SLOT;
 }
 
 static void
@@ -559,7 +560,8 @@ attempt_wants_report(wf_attempt *a)
 {
 	if (a->state == ATTEMPT_ENDED)
 		return !a->result_acked || a->log_acked < a->final_size;
-	return wf_spool_size(a->log_path) > a->log_acked;
+	return a->state == ATTEMPT_RUNNING &&
+		wf_spool_size(a->log_path) > a->log_acked;
 }
 
 static bool
@@ -765,7 +767,8 @@ send_report(wf_worker *w)
 	// for; then the logs of running ones.
 	for (int pass = 0; pass < 2; pass++)
 		for (wf_attempt *a = w->attempts; a != NULL; a = a->next)
-			if ((a->state == ATTEMPT_ENDED) == (pass == 0))
+			if ((a->state == ATTEMPT_ENDED) == (pass == 0) &&
+				a->state != ATTEMPT_WAITING)
 				ship(&r, a);
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);

@@ -454,6 +454,12 @@ wf_worker_drain(wf_worker *w, void (*done)(void *arg), void *arg)
 	w->drain = DRAIN_RUNNING;
 	wf_log(WF_LOG_INFO, "worker %s: draining: no new tasks, %u running",
 		w->name, w->nrunning);
+	if (w->nwaiting > 0) {
+		char why[300];
+		snprintf(why, sizeof why, "handed back: the worker %s is "
+			"draining", w->name);
+		wf_attempt_hand_back_waiting(w, why);
+	}
 	if (w->drain_grace_ms > 0 && w->nrunning > 0)
 		uv_timer_start(&w->drain_timer, drain_timer_cb,
 			(uint64_t)w->drain_grace_ms, 0);

@@ -38,8 +38,13 @@
 #define WF_WORKER_REPORT_RESULTS_MAX 256
 // Ids of finished attempts remembered to drop repeated assignments.
 #define WF_WORKER_RECENT 256
+// Assignments a worker holds ahead of its free slots (docs/protocol.md,
+// "Work sent ahead"): this many per slot, then more are handed back.
+#define WF_WORKER_AHEAD_PER_SLOT 1
+#define WF_WORKER_HOLD_MAX_PER_SLOT 4
 
 typedef enum attempt_state {
+	ATTEMPT_WAITING, // held ahead: waits for a free slot, or for `after`
 	ATTEMPT_RUNNING, // the process runs (or its spawn is pending)
 	ATTEMPT_ENDED,   // result known; waits for the acks
 } attempt_state;
@@ -59,6 +64,13 @@ typedef struct wf_attempt {
 	int *gpus;                  // indices into w->gpu_used
 	uint32_t ngpus;
 	bool cancel_requested;      // the scheduler said cancel
+	// WAITING: the assignment, copied (launched when a slot frees), the
+	// attempt it follows (has_after: it starts once that one exited 0,
+	// and is dropped if it ends otherwise), and its place in the queue.
+	wf_msg_assign *plan;
+	bool has_after;
+	wf_attempt_id after;
+	uint64_t wait_seq;
 	bool drain_killed;          // drain grace ran out
 	char *kill_why;             // killed for this reason (LOST), or NULL
 
@@ -162,7 +174,10 @@ struct wf_worker {
 	wf_attempt *attempts;     // newest first
 	uint32_t nrunning;
 	wf_attempt_id recent[WF_WORKER_RECENT]; // finished and deleted
+	bool recent_ok[WF_WORKER_RECENT];       // ... and succeeded
 	uint32_t nrecent, recent_next;
+	uint32_t nwaiting;  // attempts WAITING
+	uint64_t wait_seq;  // the next WAITING attempt's place
 
 	// GPUs: gpu_ids[i] is what CUDA_VISIBLE_DEVICES calls GPU i.
 	bool *gpu_used;
@@ -216,8 +231,12 @@ void wf_conn_tick(wf_worker *w);
 void wf_attempt_assign(wf_worker *w, const wf_msg_assign *as);
 // wf_attempt_find returns the attempt with ID, or NULL.
 wf_attempt *wf_attempt_find(wf_worker *w, wf_attempt_id id);
-// wf_attempt_cancel kills a running attempt at the scheduler's request.
+// wf_attempt_cancel kills a running attempt at the scheduler's request
+// (a waiting one is dropped: the scheduler expects nothing of it).
 void wf_attempt_cancel(wf_worker *w, wf_attempt_id id);
+// wf_attempt_hand_back_waiting gives up every waiting attempt (LOST with
+// error WHY): the worker drains, or its lease is about to lapse.
+void wf_attempt_hand_back_waiting(wf_worker *w, const char *why);
 // wf_attempt_kill_all kills every running attempt for the drain (LOST).
 void wf_attempt_kill_all(wf_worker *w);
 // wf_attempt_kill_lost kills every running attempt not already being

@@ -16,6 +16,9 @@ typedef struct trace {
 	int nretry;
 	int finished;
 	int changed;
+	uint32_t withdrawn[64]; // task indexes
+	uint32_t withdrawn_attempt[64];
+	int nwithdrawn;
 } trace;
 
 static void
@@ -59,7 +62,17 @@ t_finished(void *arg, wf_run *run)
 	((trace *)arg)->finished++;
 }
 
+static void
+t_withdrawn(void *arg, wf_run *run, uint32_t i, uint32_t attempt)
+{
+	(void)run;
+	trace *t = arg;
+	t->withdrawn_attempt[t->nwithdrawn] = attempt;
+	t->withdrawn[t->nwithdrawn++] = i;
+}
+
 static const wf_run_ops ops = {
+	.withdrawn = t_withdrawn,
 	.changed = t_changed,
 	.ready = t_ready,
 	.kill = t_kill,
@@ -397,6 +410,108 @@ START_TEST(matrix_fan_in_and_params)
 }
 END_TEST
 
+// end_attempt ends task I's current attempt: 0 success, else that exit.
+static wf_err
+end_attempt(wf_run *run, uint32_t i, int exit_code)
+{
+	wf_attempt_end end = {
+		.success = exit_code == 0,
+		.retryable = true,
+		.exit_code = exit_code,
+	};
+	return wf_run_attempt_ended(run, i, run->t[i].attempt, &end, 3000);
+}
+
+// Work sent ahead: a child sent to its parent's worker before the parent
+// ends runs only if the parent succeeds; otherwise its attempt is
+// withdrawn (not reused, not counted as a try).
+START_TEST(sent_ahead_follows_parent)
+{
+	wf_dag *dag = load("name: ah\ntasks:\n  a: {run: 'true', retries: 1}\n"
+			   "  b: {run: 'true', needs: a, retries: 1}\n"
+			   "  c: {run: 'true', needs: b}\n");
+	uint32_t a = idx(dag, "a"), b = idx(dag, "b"), c = idx(dag, "c");
+	trace t;
+
+	// The parent succeeds: the child is decided, runs on, nothing is
+	// queued for it; its own success releases its child as usual.
+	wf_run *run = start(dag, &t);
+	ck_assert_int_eq(wf_run_dispatched(run, a, "w", 1), WF_EOK);
+	ck_assert_int_eq(wf_run_sent_ahead(run, b, "w", 1), WF_EOK);
+	ck_assert(wf_run_is_ahead(run, b));
+	ck_assert_int_eq(wf_run_sent_ahead(run, b, "w", 1), WF_ESTATE);
+	ck_assert_int_eq(end_attempt(run, a, 0), WF_EOK);
+	ck_assert_int_eq(run->t[b].state, WF_TASK_RUNNING);
+	ck_assert(!wf_run_is_ahead(run, b));
+	ck_assert_int_eq(t.nready, 1); // a only
+	ck_assert_int_eq(t.nwithdrawn, 0);
+	ck_assert_int_eq(end_attempt(run, b, 0), WF_EOK);
+	ck_assert_int_eq(run->t[c].state, WF_TASK_QUEUED);
+	wf_run_free(run);
+
+	// The parent fails and is retried: the child is withdrawn, PENDING
+	// again as if never sent: its next attempt is 1 again, with its one
+	// retry still to use.
+	run = start(dag, &t);
+	ck_assert_int_eq(wf_run_dispatched(run, a, "w", 1), WF_EOK);
+	ck_assert_int_eq(wf_run_sent_ahead(run, b, "w", 1), WF_EOK);
+	ck_assert_int_eq(end_attempt(run, a, 1), WF_EOK);
+	ck_assert_int_eq(run->t[a].state, WF_TASK_RETRYING);
+	ck_assert_int_eq(run->t[b].state, WF_TASK_PENDING);
+	ck_assert_int_eq(t.nwithdrawn, 1);
+	ck_assert_uint_eq(t.withdrawn[0], b);
+	ck_assert_uint_eq(t.withdrawn_attempt[0], 1);
+	ck_assert_uint_eq(run->t[b].attempt, 0);
+	// Its result, if any arrives, is stale.
+	wf_attempt_end ok = {.success = true, .exit_code = 0};
+	ck_assert_int_eq(wf_run_attempt_ended(run, b, 1, &ok, 3000),
+		WF_ESTALE);
+	wf_run_retry_due(run, a, 4000);
+	ck_assert_int_eq(finish(run, "a", 0, NULL), WF_EOK);
+	ck_assert_int_eq(run->t[b].state, WF_TASK_QUEUED);
+	ck_assert_int_eq(wf_run_dispatched(run, b, "w", 5), WF_EOK);
+	ck_assert_uint_eq(run->t[b].attempt, 1);
+	ck_assert_int_eq(end_attempt(run, b, 1), WF_EOK);
+	ck_assert_int_eq(run->t[b].state, WF_TASK_RETRYING);
+	wf_run_free(run);
+
+	// The parent fails for good: the child is withdrawn, then ends as
+	// upstream_failed, and so does its own child.
+	run = start(dag, &t);
+	ck_assert_int_eq(wf_run_dispatched(run, a, "w", 1), WF_EOK);
+	ck_assert_int_eq(end_attempt(run, a, 1), WF_EOK);
+	wf_run_retry_due(run, a, 4000);
+	ck_assert_int_eq(wf_run_dispatched(run, a, "w", 1), WF_EOK);
+	ck_assert_int_eq(wf_run_sent_ahead(run, b, "w", 1), WF_EOK);
+	ck_assert_int_eq(end_attempt(run, a, 1), WF_EOK);
+	ck_assert_int_eq(run->t[a].state, WF_TASK_FAILED);
+	ck_assert_int_eq(run->t[b].state, WF_TASK_UPSTREAM_FAILED);
+	ck_assert_int_eq(run->t[c].state, WF_TASK_UPSTREAM_FAILED);
+	ck_assert_int_eq(t.nwithdrawn, 1);
+	ck_assert_int_eq(run->state, WF_RUN_FAILED);
+	wf_run_free(run);
+
+	// A failure of the child reported before its parent's result (not
+	// what a worker does; a recovered state could) leaves it to the
+	// parent: withdrawn, then queued when the parent succeeds.
+	run = start(dag, &t);
+	ck_assert_int_eq(wf_run_dispatched(run, a, "w", 1), WF_EOK);
+	ck_assert_int_eq(wf_run_sent_ahead(run, b, "w", 1), WF_EOK);
+	ck_assert_int_eq(end_attempt(run, b, 2), WF_EOK);
+	ck_assert_int_eq(run->t[b].state, WF_TASK_PENDING);
+	ck_assert_int_eq(end_attempt(run, a, 0), WF_EOK);
+	ck_assert_int_eq(run->t[b].state, WF_TASK_QUEUED);
+	// Cancel kills one sent ahead like any running attempt.
+	ck_assert_int_eq(wf_run_dispatched(run, b, "w", 5), WF_EOK);
+	ck_assert_int_eq(wf_run_sent_ahead(run, c, "w", 5), WF_EOK);
+	wf_run_cancel(run, 6000);
+	ck_assert_int_eq(t.nkilled, 2);
+	ck_assert_int_eq(run->state, WF_RUN_CANCELLED);
+	wf_run_free(run);
+	wf_dag_free(dag);
+}
+END_TEST
+
 static Suite *
 run_suite(void)
 {
@@ -413,6 +528,7 @@ run_suite(void)
 	tcase_add_test(tc, cancel_kills_and_cancels);
 	tcase_add_test(tc, rerun_only_what_failed);
 	tcase_add_test(tc, matrix_fan_in_and_params);
+	tcase_add_test(tc, sent_ahead_follows_parent);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -36,6 +36,7 @@ typedef struct spec {
 	int64_t timeout_ms;
 	int32_t gpus;
 	const char *workdir;
+	wf_attempt_id after; // attempt 0: none
 } spec;
 
 typedef struct seen {
@@ -48,6 +49,7 @@ typedef struct seen {
 	int nresults;
 	wf_result_kind kind;
 	int32_t exit_code, signal;
+	int64_t started_ms, ended_ms;
 	char error[512];
 	char outputs[2048];    // "k=v;k=v;"
 } seen;
@@ -149,6 +151,8 @@ reply_work(fake *f, wf_request *req, const wf_msg_work *acks, bool rehello,
 		as[i].timeout_ms = q->timeout_ms;
 		as[i].resources.gpus = q->gpus;
 		as[i].resources.millicpus = 1000;
+		as[i].has_after = q->after.attempt > 0;
+		as[i].after = q->after;
 	}
 	wf_msg_work w = {0};
 	if (acks != NULL)
@@ -270,6 +274,8 @@ on_sync(fake *f, wf_request *req, const wf_msg_sync *m)
 		s->kind = r->kind;
 		s->exit_code = r->exit_code;
 		s->signal = r->signal;
+		s->started_ms = r->started_ms;
+		s->ended_ms = r->ended_ms;
 		snprintf(s->error, sizeof s->error, "%.*s", (int)r->error.len,
 			r->error.ptr);
 		s->outputs[0] = '\0';
@@ -879,6 +885,106 @@ three_hellos(void)
 	return F.nhello >= 3;
 }
 
+static bool
+listed(wf_attempt_id id)
+{
+	for (uint32_t i = 0; i < F.nrunning; i++)
+		if (wf_attempt_id_eq(F.running[i], id))
+			return true;
+	return false;
+}
+
+// Work sent ahead: an assignment with `after` starts the moment what it
+// follows exits 0, and is dropped without a result if it ends otherwise.
+START_TEST(test_after_follows_success_only)
+{
+	start_worker(1, 0, 0);
+	F.ack = true;
+	char marker[1200];
+	snprintf(marker, sizeof marker, "%s/../after-ran", spool);
+	char cmd[1400];
+	snprintf(cmd, sizeof cmd, "touch '%s'", marker);
+	unlink(marker);
+	// A chain on one slot, all sent at once: b follows a, c follows b.
+	spec a = {.id = aid(1, 1), .task = "a", .shell = "sleep 0.3"};
+	spec b = {.id = aid(2, 1), .task = "b", .shell = "sleep 0.1",
+		.after = aid(1, 1)};
+	spec c = {.id = aid(3, 1), .task = "c", .shell = "true",
+		.after = aid(2, 1)};
+	queue(&a);
+	queue(&b);
+	queue(&c);
+	seen *rc = wait_result(c.id, 5000);
+	ck_assert_int_eq(rc->kind, WF_RESULT_EXITED);
+	seen *ra = seen_find(&F, a.id), *rb = seen_find(&F, b.id);
+	ck_assert_ptr_nonnull(ra);
+	ck_assert_ptr_nonnull(rb);
+	ck_assert_int_ge(rb->started_ms, ra->ended_ms);
+	ck_assert_int_ge(rc->started_ms, rb->ended_ms);
+
+	// d fails: e (after d) and f (after e) never run and say nothing.
+	spec d = {.id = aid(4, 1), .task = "d", .shell = "sleep 0.2; exit 3"};
+	spec e = {.id = aid(5, 1), .task = "e", .shell = cmd,
+		.after = aid(4, 1)};
+	spec f = {.id = aid(6, 1), .task = "f", .shell = cmd,
+		.after = aid(5, 1)};
+	queue(&d);
+	queue(&e);
+	queue(&f);
+	want_id = e.id;
+	ck_assert(run_until(is_running, 5000)); // held: listed as its own
+	seen *rd = wait_result(d.id, 5000);
+	ck_assert_int_eq(rd->exit_code, 3);
+	run_for(500);
+	ck_assert_ptr_null(seen_find(&F, e.id));
+	ck_assert_ptr_null(seen_find(&F, f.id));
+	ck_assert(!listed(e.id) && !listed(f.id));
+	ck_assert_int_ne(access(marker, F_OK), 0);
+
+	// Following one that ended long ago (acknowledged and deleted): its
+	// outcome is remembered. One never seen here is dropped too (the
+	// scheduler sends it again if that one succeeded).
+	spec g = {.id = aid(7, 1), .task = "g", .shell = "true",
+		.after = aid(1, 1)};
+	spec h = {.id = aid(8, 1), .task = "h", .shell = cmd,
+		.after = aid(4, 1)};
+	spec k = {.id = aid(9, 1), .task = "k", .shell = cmd,
+		.after = aid(99, 1)};
+	queue(&g);
+	queue(&h);
+	queue(&k);
+	seen *rg = wait_result(g.id, 5000);
+	ck_assert_int_eq(rg->kind, WF_RESULT_EXITED);
+	run_for(300);
+	ck_assert_ptr_null(seen_find(&F, h.id));
+	ck_assert_ptr_null(seen_find(&F, k.id));
+	ck_assert(!listed(h.id) && !listed(k.id));
+	// Dropped without a trace: the same id sent again (now without a
+	// condition) runs.
+	spec k2 = {.id = aid(9, 1), .task = "k", .shell = "true"};
+	queue(&k2);
+	seen *rk = wait_result(k2.id, 5000);
+	ck_assert_int_eq(rk->kind, WF_RESULT_EXITED);
+	ck_assert_int_ne(access(marker, F_OK), 0);
+
+	// A held follower the scheduler cancels is dropped: it never runs.
+	spec m = {.id = aid(10, 1), .task = "m", .shell = "sleep 0.4"};
+	spec n = {.id = aid(11, 1), .task = "n", .shell = cmd,
+		.after = aid(10, 1)};
+	queue(&m);
+	queue(&n);
+	want_id = n.id;
+	ck_assert(run_until(is_running, 5000));
+	F.cancels[F.ncancels++] = n.id;
+	fake_kick(&F);
+	seen *rm = wait_result(m.id, 5000);
+	ck_assert_int_eq(rm->exit_code, 0);
+	run_for(300);
+	ck_assert_ptr_null(seen_find(&F, n.id));
+	ck_assert_int_ne(access(marker, F_OK), 0);
+}
+END_TEST
+
 START_TEST(test_rehello_lists_running)
 {
 	start_worker(2, 0, 0);
@@ -1034,16 +1140,28 @@ START_TEST(test_slots_and_gpus)
 	spec a = {.id = aid(1, 1), .task = "a", .shell = sh, .gpus = 1};
 	spec b = {.id = aid(2, 1), .task = "b", .shell = sh, .gpus = 1};
 	spec c = {.id = aid(3, 1), .task = "c", .shell = sh, .gpus = 0};
+	spec c2 = {.id = aid(7, 1), .task = "c2", .shell = sh, .gpus = 0};
+	spec c3 = {.id = aid(8, 1), .task = "c3", .shell = "true"};
 	queue(&a);
 	queue(&b);
-	queue(&c); // a third with two slots: handed back
-	seen *r = wait_result(c.id, 5000);
+	// Two slots: two more are held until a slot frees (the worker
+	// offers to hold one per slot), a fifth is handed back.
+	queue(&c);
+	queue(&c2);
+	queue(&c3);
+	seen *r = wait_result(c3.id, 5000);
 	ck_assert_int_eq(r->kind, WF_RESULT_LOST);
 	ck_assert_ptr_nonnull(strstr(r->error, "no free slot"));
 	r = wait_result(a.id, 5000);
 	ck_assert_str_eq(r->outputs, "cuda=0;");
 	r = wait_result(b.id, 5000);
 	ck_assert_str_eq(r->outputs, "cuda=1;");
+	r = wait_result(c.id, 5000);
+	ck_assert_int_eq(r->kind, WF_RESULT_EXITED);
+	ck_assert_str_eq(r->outputs, "cuda=;");
+	r = wait_result(c2.id, 5000);
+	ck_assert_str_eq(r->outputs, "cuda=;");
+	ck_assert_int_ge(r->started_ms, seen_find(&F, a.id)->ended_ms);
 	// Freed: the next gets GPU 0 again; one without GPUs sees none.
 	spec d = {.id = aid(4, 1), .task = "d", .shell = sh, .gpus = 1};
 	spec e = {.id = aid(5, 1), .task = "e", .shell = sh, .gpus = 0};
@@ -1593,6 +1711,7 @@ suite(void)
 	tcase_add_test(tc, test_drain_grace_hands_back);
 	tcase_add_test(tc, test_drain_without_scheduler);
 	tcase_add_test(tc, test_slots_and_gpus);
+	tcase_add_test(tc, test_after_follows_success_only);
 	tcase_add_test(tc, test_workdir_and_names);
 	tcase_add_test(tc, test_two_workers_one_spool);
 	tcase_add_test(tc, test_spool_db_failing_holds);
