@@ -5,6 +5,7 @@
 #ifndef WF_SCHEDULER_HISTORY_H
 #define WF_SCHEDULER_HISTORY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/db.h"
@@ -35,11 +36,16 @@ void history_compute_rank(const wf_dag *dag, const double *learned,
 void history_sample(wf_sched *s, const struct wf_run *run, uint32_t i);
 
 // history_flush writes the samples noted since the last commit into TXN,
-// the group commit's write transaction (store.c). Idempotent until
+// the group commit's write transaction (store.c), and deletes stale
+// records: of a DAG whose entry the commit writes (a new version; the
+// first write since start) those of task names its latest version does
+// not have, and those of the DAGs queued by history_open and
+// history_forget_dag, HISTORY_SWEEP_RECORDS at most. Idempotent until
 // history_committed: a commit that failed is redone with the same samples.
 wf_err history_flush(wf_sched *s, wf_db_txn *txn) WF_MUST_CHECK;
 
-// history_committed forgets the samples once their commit succeeded.
+// history_committed forgets the samples once their commit succeeded, and
+// notes what the sweep did.
 void history_committed(wf_sched *s);
 
 // history_learn recomputes DV's ranks from explicit estimates, else the
@@ -54,6 +60,25 @@ void history_learn(wf_sched *s, struct dag_version *dv);
 // until their DAG's next run is created).
 #define HISTORY_RECOVER_MAX 100000
 void history_recovered(wf_sched *s, struct dag_version *dv);
+
+// Stale records (of task names a DAG's latest version does not have, or
+// of a DAG no longer registered) deleted per group commit, at most.
+#define HISTORY_SWEEP_RECORDS 1024
+
+// history_open queues the DAGs that have learned durations but are no
+// longer registered, for the sweep to delete their records (retention_open,
+// at start, after the registry is loaded).
+void history_open(wf_sched *s);
+
+// history_forget_dag queues the deletion of the DAG NAME's records, done
+// by the next commits when NAME is not registered then (for whatever
+// deletes a DAG; a DAG registered again is checked against its latest
+// version instead). NAME is copied.
+void history_forget_dag(wf_sched *s, const char *name);
+
+// history_sweep_pending tells whether a sweep did not finish in its
+// commit, so that the next one is due even with nothing else to write.
+bool history_sweep_pending(const wf_sched *s);
 
 // history_free frees what history_sample allocated.
 void history_free(wf_sched *s);

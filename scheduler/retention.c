@@ -21,6 +21,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "scheduler/history.h"
 #include "scheduler/retention.h"
 #include "scheduler/sched_int.h"
 
@@ -230,6 +231,8 @@ void
 retention_open(wf_sched *s)
 {
 	struct retention *r = ret_of(s);
+	// Learned durations of DAGs that are gone are swept with the rest.
+	history_open(s);
 	wf_db_txn *txn;
 	wf_err e = wf_db_begin(s->db, false, &txn);
 	if (e != WF_EOK) {
@@ -395,6 +398,8 @@ bool
 retention_pending(const wf_sched *s)
 {
 	const struct retention *r = s->retention;
+	if (history_sweep_pending(s))
+		return true;
 	if (r == NULL)
 		return false;
 	for (uint32_t k = 0; k < r->njobs; k++)

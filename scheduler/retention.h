@@ -32,7 +32,8 @@ void retention_finished(wf_sched *s, const struct wf_run *run);
 // files (sched.c's tick).
 void retention_tick(wf_sched *s);
 
-// retention_pending tells whether the next commit has records to delete.
+// retention_pending tells whether the next commit has records to delete:
+// of runs being pruned, or of learned durations (history_sweep_pending).
 bool retention_pending(const wf_sched *s);
 
 // retention_flush deletes the next batch of records in TXN, the group

@@ -1,28 +1,15 @@
 // Unit tests of learned estimates (scheduler/history.c): the moving
-// average, ranks from estimates, history and the default, and a real
+// average, ranks from estimates, history and the default, a real
 // scheduler store that learns durations from successes and orders a new
-// run by them, also after a restart.
+// run by them, also after a restart, and the sweep that keeps the table
+// to the tasks of each registered DAG's latest version.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "scheduler/history.h"
-#include "scheduler/sched_int.h"
-#include "tests/unit/wf_test.h"
-
-static wf_dag *
-load(const char *src)
-{
-	wf_diags d;
-	wf_diags_init(&d, "h.yaml");
-	wf_dag *dag = wf_dag_load_mem("h.yaml", src, strlen(src), &d);
-	if (dag == NULL)
-		ck_abort_msg("DAG does not load: %s\n%s",
-			d.n > 0 ? d.v[0].msg : "?", src);
-	wf_diags_fini(&d);
-	return dag;
-}
+#include "scheduler/retention.h"
+#include "tests/unit/scheduler/sched_harness.h"
 
 static uint32_t
 idx(const wf_dag *dag, const char *id)
@@ -59,7 +46,7 @@ static const char *const DIAMOND =
 
 START_TEST(rank_is_the_longest_remaining_path)
 {
-	wf_dag *dag = load(DIAMOND);
+	wf_dag *dag = h_load(DIAMOND);
 	uint32_t a = idx(dag, "a"), b = idx(dag, "b"), c = idx(dag, "c"),
 		 d = idx(dag, "d");
 	double rank[4];
@@ -85,72 +72,6 @@ START_TEST(rank_is_the_longest_remaining_path)
 END_TEST
 
 // --- a real scheduler store ---------------------------------------------------------------
-
-typedef struct harness {
-	uv_loop_t loop;
-	wf_sched *s;
-	char dir[64];
-} harness;
-
-static void
-h_open(harness *h, bool fresh)
-{
-	if (fresh) {
-		strcpy(h->dir, "/tmp/wf-history-XXXXXX");
-		ck_assert_ptr_nonnull(mkdtemp(h->dir));
-	}
-	uv_loop_init(&h->loop);
-	char url[64];
-	snprintf(url, sizeof(url), "inproc://history-%d", (int)getpid());
-	wf_sched_opts o = {
-		.loop = &h->loop,
-		.data_dir = h->dir,
-		.listen_url = url,
-	};
-	char err[256];
-	ck_assert_msg(wf_sched_open(&o, &h->s, err, sizeof(err)) == WF_EOK,
-		"%s", err);
-}
-
-static void
-h_close(harness *h)
-{
-	wf_sched_close(h->s, NULL, NULL);
-	uv_run(&h->loop, UV_RUN_DEFAULT);
-	wf_sched_free(h->s);
-	uv_loop_close(&h->loop);
-}
-
-// h_remove deletes the data dir (after the last h_close).
-static void
-h_remove(harness *h)
-{
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->dir);
-	ck_assert_int_eq(system(cmd), 0);
-}
-
-static void
-h_submit(harness *h, const char *src)
-{
-	uint32_t version;
-	bool changed;
-	ck_assert(registry_submit(h->s, load(src), src, strlen(src), &version,
-			  &changed) == WF_EOK);
-	ck_assert(store_flush(h->s) == WF_EOK);
-}
-
-static wf_run *
-h_create(harness *h, const char *name)
-{
-	dag_entry *d = registry_find(h->s, name);
-	ck_assert_ptr_nonnull(d);
-	wf_run *run;
-	char err[256];
-	ck_assert_msg(runs_create(h->s, d, NULL, 0, 0, &run, err,
-			      sizeof(err)) == WF_EOK, "%s", err);
-	return run;
-}
 
 // h_succeed runs every task of RUN to success, task I taking MS[I] ms
 // (indexes in topological order, so one pass releases everything).
@@ -267,6 +188,143 @@ START_TEST(a_new_version_keeps_what_its_tasks_learned)
 }
 END_TEST
 
+// --- the table stays bounded -------------------------------------------------------------
+
+// records counts the learned durations of the DAG NAME.
+static uint32_t
+records(harness *h, const char *name)
+{
+	return h_count(h, T_DURATIONS, name, strlen(name) + 1);
+}
+
+static bool
+has_record(harness *h, const char *name, const char *task)
+{
+	char key[256];
+	size_t nl = strlen(name), tl = strlen(task);
+	memcpy(key, name, nl + 1);
+	memcpy(key + nl + 1, task, tl);
+	wf_db_txn *txn;
+	ck_assert(wf_db_begin(h->s->db, false, &txn) == WF_EOK);
+	const void *v;
+	size_t vlen;
+	wf_err e = wf_db_get(txn, T_DURATIONS, key, nl + 1 + tl, &v, &vlen);
+	wf_db_abort(txn);
+	ck_assert(e == WF_EOK || e == WF_ENOTFOUND);
+	return e == WF_EOK;
+}
+
+START_TEST(a_new_version_drops_the_records_of_tasks_it_lost)
+{
+	harness h = {0};
+	h_open(&h, true);
+	h_submit(&h, LEARN);
+	wf_run *r1 = h_create(&h, "h");
+	int64_t ms[6] = {10, 20, 30, 40, 50, 60};
+	h_succeed(&h, r1, ms);
+	h_submit(&h, "name: h2\ntasks:\n  b:\n    run: \"true\"\n");
+	h_succeed(&h, h_create(&h, "h2"), ms);
+	// a, b, c and m (one record for its expansions); e has an estimate.
+	ck_assert_uint_eq(records(&h, "h"), 4);
+	ck_assert_uint_eq(records(&h, "h2"), 1);
+	// Version 2 has a, c and z: b and m go in the commit of the version.
+	h_submit(&h, "name: h\n"
+		     "tasks:\n"
+		     "  a:\n    run: \"true\"\n"
+		     "  c:\n    run: \"true\"\n    needs: [a]\n"
+		     "  z:\n    run: \"true\"\n");
+	ck_assert_uint_eq(records(&h, "h"), 2);
+	ck_assert(has_record(&h, "h", "a"));
+	ck_assert(has_record(&h, "h", "c"));
+	ck_assert(!has_record(&h, "h", "b"));
+	ck_assert(!has_record(&h, "h", "m"));
+	// Another DAG's task of the same name is not touched.
+	ck_assert(has_record(&h, "h2", "b"));
+	ck_assert(!retention_pending(h.s));
+	// What stays still ranks the new version's runs.
+	wf_run *r2 = h_create(&h, "h");
+	ck_assert_near(((dag_version *)r2->owner)->rank[idx(r2->dag, "c")],
+		ms[idx(r1->dag, "c")]);
+	h_close(&h);
+	h_remove(&h);
+}
+END_TEST
+
+START_TEST(a_big_loss_goes_in_batches)
+{
+	harness h = {0};
+	h_open(&h, true);
+	// HISTORY_SWEEP_RECORDS + 300 task names, each learned.
+	uint32_t n = HISTORY_SWEEP_RECORDS + 300;
+	size_t cap = (size_t)n * 40 + 64;
+	char *src = malloc(cap);
+	size_t len = (size_t)snprintf(src, cap, "name: wide\ntasks:\n");
+	for (uint32_t k = 0; k < n; k++)
+		len += (size_t)snprintf(src + len, cap - len,
+			"  t%05u:\n    run: \"true\"\n", k);
+	h_submit(&h, src);
+	free(src);
+	int64_t *ms = calloc(n, sizeof(*ms));
+	for (uint32_t k = 0; k < n; k++)
+		ms[k] = 5;
+	h_succeed(&h, h_create(&h, "wide"), ms);
+	free(ms);
+	ck_assert_uint_eq(records(&h, "wide"), n);
+	// Version 2 keeps t00007 only: one commit deletes a batch, and asks
+	// for the next one (retention_pending), which deletes the rest.
+	h_submit(&h, "name: wide\ntasks:\n  t00007:\n    run: \"true\"\n");
+	ck_assert_uint_eq(records(&h, "wide"), n - HISTORY_SWEEP_RECORDS);
+	ck_assert(retention_pending(h.s));
+	ck_assert(store_flush(h.s) == WF_EOK);
+	ck_assert_uint_eq(records(&h, "wide"), 1);
+	ck_assert(has_record(&h, "wide", "t00007"));
+	ck_assert(!retention_pending(h.s));
+	h_close(&h);
+	h_remove(&h);
+}
+END_TEST
+
+START_TEST(a_dag_that_is_gone_loses_its_records)
+{
+	harness h = {0};
+	h_open(&h, true);
+	h_submit(&h, LEARN);
+	int64_t ms[6] = {10, 20, 30, 40, 50, 60};
+	h_succeed(&h, h_create(&h, "h"), ms);
+	// Records of a DAG the scheduler does not know (one deleted while
+	// it was down), as an earlier scheduler left them.
+	wf_db_txn *txn;
+	ck_assert(wf_db_begin(h.s->db, true, &txn) == WF_EOK);
+	static const char *const keys[] = {"ghost\0a", "ghost\0b[x=1]",
+		"ghost\0c"};
+	for (int k = 0; k < 3; k++)
+		ck_assert(wf_db_put(txn, T_DURATIONS, keys[k],
+				  strlen(keys[k]) + 1 + strlen(keys[k] +
+								strlen(keys[k]) + 1),
+				  "x", 1) == WF_EOK);
+	ck_assert(wf_db_commit(txn) == WF_EOK);
+	ck_assert_uint_eq(records(&h, "ghost"), 3);
+	// history_forget_dag of a registered DAG checks it against its
+	// latest version: nothing of it is stale.
+	history_forget_dag(h.s, "h");
+	ck_assert(retention_pending(h.s));
+	ck_assert(store_flush(h.s) == WF_EOK);
+	ck_assert_uint_eq(records(&h, "h"), 4);
+	ck_assert_uint_eq(records(&h, "ghost"), 3);
+	ck_assert(!retention_pending(h.s));
+	h_close(&h);
+	// The next start finds them and deletes them; h keeps its own.
+	h_open(&h, false);
+	ck_assert(retention_pending(h.s));
+	ck_assert(store_flush(h.s) == WF_EOK);
+	ck_assert_uint_eq(records(&h, "ghost"), 0);
+	ck_assert_uint_eq(records(&h, "h"), 4);
+	ck_assert(!retention_pending(h.s));
+	h_close(&h);
+	h_remove(&h);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -276,6 +334,9 @@ suite(void)
 	tcase_add_test(tc, rank_is_the_longest_remaining_path);
 	tcase_add_test(tc, durations_are_learned_and_rank_new_runs);
 	tcase_add_test(tc, a_new_version_keeps_what_its_tasks_learned);
+	tcase_add_test(tc, a_new_version_drops_the_records_of_tasks_it_lost);
+	tcase_add_test(tc, a_big_loss_goes_in_batches);
+	tcase_add_test(tc, a_dag_that_is_gone_loses_its_records);
 	suite_add_tcase(s, tc);
 	return s;
 }

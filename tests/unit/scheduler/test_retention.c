@@ -10,80 +10,7 @@
 
 #include "common/clock.h"
 #include "scheduler/retention.h"
-#include "scheduler/sched_int.h"
-#include "tests/unit/wf_test.h"
-
-typedef struct harness {
-	uv_loop_t loop;
-	wf_sched *s;
-	char dir[64];
-	uint32_t keep;
-	int64_t keep_ms;
-} harness;
-
-static void
-h_open(harness *h, bool fresh)
-{
-	if (fresh) {
-		strcpy(h->dir, "/tmp/wf-retention-XXXXXX");
-		ck_assert_ptr_nonnull(mkdtemp(h->dir));
-	}
-	uv_loop_init(&h->loop);
-	char url[64];
-	snprintf(url, sizeof(url), "inproc://retention-%d", (int)getpid());
-	wf_sched_opts o = {
-		.loop = &h->loop,
-		.data_dir = h->dir,
-		.listen_url = url,
-		.keep_runs = h->keep,
-		.keep_ms = h->keep_ms,
-	};
-	char err[256];
-	ck_assert_msg(wf_sched_open(&o, &h->s, err, sizeof(err)) == WF_EOK,
-		"%s", err);
-}
-
-static void
-h_close(harness *h)
-{
-	wf_sched_close(h->s, NULL, NULL);
-	uv_run(&h->loop, UV_RUN_DEFAULT);
-	wf_sched_free(h->s);
-	uv_loop_close(&h->loop);
-}
-
-static void
-h_remove(harness *h)
-{
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->dir);
-	ck_assert_int_eq(system(cmd), 0);
-}
-
-static void
-h_submit(harness *h, const char *src)
-{
-	wf_diags d;
-	wf_diags_init(&d, "r.yaml");
-	wf_dag *dag = wf_dag_load_mem("r.yaml", src, strlen(src), &d);
-	ck_assert_msg(dag != NULL, "%s", d.n > 0 ? d.v[0].msg : "?");
-	wf_diags_fini(&d);
-	uint32_t version;
-	bool changed;
-	ck_assert(registry_submit(h->s, dag, src, strlen(src), &version,
-			  &changed) == WF_EOK);
-	ck_assert(store_flush(h->s) == WF_EOK);
-}
-
-static wf_run *
-h_create(harness *h, const char *name)
-{
-	wf_run *run;
-	char err[256];
-	ck_assert_msg(runs_create(h->s, registry_find(h->s, name), NULL, 0, 0,
-			      &run, err, sizeof(err)) == WF_EOK, "%s", err);
-	return run;
-}
+#include "tests/unit/scheduler/sched_harness.h"
 
 // h_finish runs every task of RUN to success, with a log for each.
 static void
@@ -132,30 +59,13 @@ run_exists(harness *h, const char *name)
 	return true;
 }
 
-static int
-count_cb(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
-{
-	(void)k;
-	(void)klen;
-	(void)v;
-	(void)vlen;
-	(*(uint32_t *)arg)++;
-	return 0;
-}
-
 // count counts TABLE's keys starting with be64(SERIAL) (SERIAL 0: all).
 static uint32_t
 count(harness *h, unsigned table, uint64_t serial)
 {
 	uint8_t key[8];
 	wf_be64(key, serial);
-	wf_db_txn *txn;
-	ck_assert(wf_db_begin(h->s->db, false, &txn) == WF_EOK);
-	uint32_t n = 0;
-	ck_assert(wf_db_iter(txn, table, key, serial ? 8 : 0, false, count_cb,
-			  &n) == WF_EOK);
-	wf_db_abort(txn);
-	return n;
+	return h_count(h, table, key, serial ? 8 : 0);
 }
 
 static bool
