@@ -19,8 +19,62 @@
 #include "common/tls.h"
 #include "common/wire.h"
 
-// A client waits this long for a scheduler before giving up (exit 3).
+// A call waits this long for its reply before giving up (exit 3), plus
+// CALL_MS_PER_MIB for each MiB it sends: the scheduler's work on a submit
+// grows with the file (a 5 MiB file of matrix tasks expands to a million
+// tasks, about 1.3 s on a quiet machine), and a slow answer to a big
+// submit is not a missing scheduler. $WEFT_CALL_TIMEOUT (seconds)
+// replaces the base (docs/cli.md).
 #define CALL_TIMEOUT_MS 5000
+#define CALL_MS_PER_MIB 4000
+#define CALL_TIMEOUT_MAX_MS 86400000.0
+
+// call_timeout_ms is how long a call that sends LEN bytes waits in all.
+static int32_t
+call_timeout_ms(size_t len)
+{
+	double base = CALL_TIMEOUT_MS;
+	const char *env = getenv("WEFT_CALL_TIMEOUT");
+	if (env != NULL && env[0] != '\0') {
+		char *end;
+		double sec = strtod(env, &end);
+		if (*end == '\0' && sec > 0 && sec * 1000 <= CALL_TIMEOUT_MAX_MS)
+			base = sec * 1000;
+		else
+			fprintf(stderr, "weft: warning: ignoring "
+					"WEFT_CALL_TIMEOUT=%s (seconds, more "
+					"than 0, at most 86400)\n", env);
+	}
+	double ms = base + (double)len * CALL_MS_PER_MIB / (1024.0 * 1024.0);
+	if (ms > CALL_TIMEOUT_MAX_MS)
+		ms = CALL_TIMEOUT_MAX_MS;
+	return ms < 1 ? 1 : (int32_t)ms;
+}
+
+// timeout_hint says how to find out whether call CMD, which timed out,
+// was carried out: the scheduler goes on with a call whose client left.
+static const char *
+timeout_hint(const char *cmd)
+{
+	static const struct {
+		const char *cmd, *hint;
+	} hints[] = {
+		{"submit", "it may still be registering the DAGs: 'weft dags' "
+			   "shows their versions once it has"},
+		{"trigger", "it may still be creating the run: 'weft runs' "
+			    "lists it once it has"},
+		{"backfill", "it may still be creating the runs: 'weft runs' "
+			     "lists them once it has"},
+		{"retry", "it may still be resetting the tasks: 'weft show "
+			  "RUN' shows them"},
+		{"cancel", "it may still be cancelling: 'weft show RUN' shows "
+			   "the run's state"},
+	};
+	for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
+		if (strcmp(cmd, hints[i].cmd) == 0)
+			return hints[i].hint;
+	return "it may be overloaded: try again";
+}
 
 bool
 wf_client_opt(wf_client_opts *o, int c, const char *arg)
@@ -181,9 +235,20 @@ call_url(const char *url, const char *cmd, const char *token,
 	void *raw = NULL;
 	size_t rawlen = 0;
 	char why[512];
-	wf_err e = wf_call_sync_why(url, sb.data, sb.size, CALL_TIMEOUT_MS,
-		&raw, &rawlen, why, sizeof(why));
+	int32_t timeout_ms = call_timeout_ms(sb.size);
+	wf_err e = wf_call_sync_why(url, sb.data, sb.size, timeout_ms, &raw,
+		&rawlen, why, sizeof(why));
 	msgpack_sbuffer_destroy(&sb);
+	if (e == WF_ETIMEOUT) {
+		// A scheduler took the call and did not answer in time: said
+		// even when QUIET, for it holds the data dir (wf_cli_call).
+		reply->status = WF_ETIMEOUT;
+		wf_cli_error("the scheduler at %s timed out: no answer to "
+			     "'%s' in %.1f s; %s (set $WEFT_CALL_TIMEOUT to "
+			     "wait longer)",
+			url, cmd, timeout_ms / 1000.0, timeout_hint(cmd));
+		return WF_EXIT_UNREACHABLE;
+	}
 	if (e != WF_EOK) {
 		if (quiet)
 			return WF_EXIT_UNREACHABLE;
@@ -284,10 +349,12 @@ wf_cli_call(const wf_client_opts *o, const char *cmd, wf_pack_args_fn pack,
 			}
 			code = call_url(addr, cmd, token, pack, arg, reply,
 				true);
-			// A refused token is an answer: the scheduler holds
-			// the dir, so it cannot be read here instead.
+			// A refused token or a timeout is an answer: the
+			// scheduler holds the dir, so it cannot be read here
+			// instead.
 			if (code != WF_EXIT_UNREACHABLE ||
-				reply->status == WF_EAUTH) {
+				reply->status == WF_EAUTH ||
+				reply->status == WF_ETIMEOUT) {
 				wf_auth_wipe_free(token);
 				return code;
 			}
