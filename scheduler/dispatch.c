@@ -22,6 +22,10 @@
 // so that the ready queue's order (and other workers) decide.
 #define AHEAD_SHORT_MS 20.0
 #define EWMA_WEIGHT 0.2
+// An assignment a worker's SYNC does not list is sent again only once it
+// is this old: younger ones are still on their way (the worker's poll and
+// report cross the answers that carry them).
+#define RESEND_AFTER_MS 500
 
 static uint32_t
 lease_ms(const wf_sched *s)
@@ -194,7 +198,8 @@ push_attempt(worker *w, wf_attempt_id id, wf_wire_resources res)
 			sizeof(*w->running));
 	}
 	held_attempt *h = &w->running[w->nrunning++];
-	*h = (held_attempt){.id = id, .res = res, .seq = ++w->hold_seq};
+	*h = (held_attempt){.id = id, .res = res, .seq = ++w->hold_seq,
+		.sent_mono = wf_mono_ms()};
 	w->used.millicpus += res.millicpus;
 	w->used.memory += res.memory;
 	w->used.gpus += res.gpus;
@@ -751,8 +756,11 @@ resend_unlisted(wf_sched *s, worker *w, const wf_msg_sync *m,
 			m->nrunning * sizeof(*listed_ids));
 		qsort(listed_ids, m->nrunning, sizeof(*listed_ids), cmp_id);
 	}
+	int64_t mono = wf_mono_ms();
 	for (uint32_t k = 0; k < w->nrunning; k++) {
 		wf_attempt_id id = w->running[k].id;
+		if (mono - w->running[k].sent_mono < RESEND_AFTER_MS)
+			continue;
 		bool listed = listed_ids != NULL && bsearch(&id, listed_ids,
 			m->nrunning, sizeof(*listed_ids), cmp_id) != NULL;
 		wf_run *run = runs_find(s, id.run);

@@ -103,6 +103,7 @@ typedef struct held_attempt {
 	bool has_after; // waits for AFTER (else for a free slot)
 	wf_attempt_id after;
 	uint64_t seq;   // order of holding: the worker starts the oldest
+	int64_t sent_mono; // when it was assigned (monotonic ms)
 } held_attempt;
 
 typedef enum worker_state { W_READY, W_DRAINING, W_LOST } worker_state;
