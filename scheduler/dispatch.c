@@ -198,44 +198,35 @@ push_attempt(worker *w, wf_attempt_id id, wf_wire_resources res)
 			sizeof(*w->running));
 	}
 	held_attempt *h = &w->running[w->nrunning++];
-	*h = (held_attempt){.id = id, .res = res, .seq = ++w->hold_seq,
-		.sent_mono = wf_mono_ms()};
+	*h = (held_attempt){.id = id, .res = res, .sent_mono = wf_mono_ms()};
 	w->used.millicpus += res.millicpus;
 	w->used.memory += res.memory;
 	w->used.gpus += res.gpus;
 	return h;
 }
 
-// hold_waiting makes H (just pushed) a waiting one: it uses nothing until
-// it starts. AFTER NULL: it waits for a slot.
+// hold_after makes H (just pushed) wait for attempt AFTER: it takes the
+// slot and resources of that one when that one succeeds, none before.
 static void
-hold_waiting(worker *w, held_attempt *h, const wf_attempt_id *after)
+hold_after(worker *w, held_attempt *h, wf_attempt_id after)
 {
 	w->used.millicpus -= h->res.millicpus;
 	w->used.memory -= h->res.memory;
 	w->used.gpus -= h->res.gpus;
-	h->waiting = true;
-	w->nwaiting++;
-	if (after != NULL) {
-		h->has_after = true;
-		h->after = *after;
-	} else {
-		w->nwaiting_slot++;
-	}
+	h->has_after = true;
+	h->after = after;
+	w->nfollow++;
 }
 
-// start_held counts waiting H as started: it takes a slot and resources.
+// follow_now: what H waited for succeeded; H has its slot now.
 static void
-start_held(worker *w, held_attempt *h)
+follow_now(worker *w, held_attempt *h)
 {
 	w->used.millicpus += h->res.millicpus;
 	w->used.memory += h->res.memory;
 	w->used.gpus += h->res.gpus;
-	h->waiting = false;
-	w->nwaiting--;
-	if (!h->has_after)
-		w->nwaiting_slot--;
 	h->has_after = false;
+	w->nfollow--;
 }
 
 static held_attempt *
@@ -255,8 +246,8 @@ drop_attempt(worker *w, wf_attempt_id id)
 	held_attempt *h = find_held(w, id);
 	if (h == NULL)
 		return false;
-	if (h->waiting)
-		start_held(w, h); // to undo its counts the one way
+	if (h->has_after)
+		follow_now(w, h); // to undo its counts the one way
 	w->used.millicpus -= h->res.millicpus;
 	w->used.memory -= h->res.memory;
 	w->used.gpus -= h->res.gpus;
@@ -264,31 +255,14 @@ drop_attempt(worker *w, wf_attempt_id id)
 	return true;
 }
 
-// worker_started tells how many of W's attempts hold a slot.
+// worker_load counts W's attempts that run or wait for a slot there (not
+// those that wait for another attempt: they will take its slot). Which of
+// them run is the worker's business: it starts them as slots free, and
+// the scheduler's view of that would always lag.
 static uint32_t
-worker_started(const worker *w)
+worker_load(const worker *w)
 {
-	return w->nrunning - w->nwaiting;
-}
-
-// promote mirrors the worker: once slots free up, it starts what waits for
-// a slot, oldest first (an attempt whose AFTER succeeded comes first: it
-// takes the slot of the one it followed, see follow_succeeded).
-static void
-promote(worker *w)
-{
-	while (w->nwaiting_slot > 0 && worker_started(w) < w->slots) {
-		held_attempt *first = NULL;
-		for (uint32_t k = 0; k < w->nrunning; k++) {
-			held_attempt *h = &w->running[k];
-			if (h->waiting && !h->has_after &&
-				(first == NULL || h->seq < first->seq))
-				first = h;
-		}
-		if (first == NULL)
-			return;
-		start_held(w, first);
-	}
+	return w->nrunning - w->nfollow;
 }
 
 static void
@@ -321,7 +295,7 @@ task_resources(const wf_run *run, uint32_t i)
 static bool
 fits(const worker *w, wf_wire_resources r)
 {
-	if (worker_started(w) >= w->slots)
+	if (worker_load(w) >= w->slots)
 		return false;
 	if (w->used.millicpus + r.millicpus > w->total.millicpus)
 		return false;
@@ -347,7 +321,7 @@ static bool
 fits_ahead(const worker *w, wf_wire_resources r)
 {
 	uint32_t limit = w->ahead < w->slots ? w->ahead : w->slots;
-	if (w->nwaiting_slot >= limit || r.gpus > 0)
+	if (worker_load(w) >= w->slots + limit || r.gpus > 0)
 		return false;
 	if (r.millicpus > w->total.millicpus)
 		return false;
@@ -690,7 +664,7 @@ send_follower(wf_sched *s, worker *w, work_builder *b, wf_attempt_id pid,
 	WF_ASSERT(e == WF_EOK);
 	held_attempt *h = assign_one(w, b, run, best, &pid, now);
 	if (h != NULL)
-		hold_waiting(w, h, &pid);
+		hold_after(w, h, pid);
 }
 
 // fill_work assigns ready tasks to W while it has room; to a worker of
@@ -713,9 +687,7 @@ fill_work(wf_sched *s, worker *w, work_builder *b)
 		while (pop_fitting(s, w, ahead, &run, &i)) {
 			wf_err e = wf_run_dispatched(run, i, w->name, now);
 			WF_ASSERT(e == WF_EOK);
-			held_attempt *h = assign_one(w, b, run, i, NULL, now);
-			if (h != NULL && ahead)
-				hold_waiting(w, h, NULL);
+			assign_one(w, b, run, i, NULL, now);
 		}
 	}
 	if (!sends_ahead(s, w))
@@ -933,10 +905,9 @@ follow_succeeded(wf_sched *s, worker *w, work_builder *b, wf_attempt_id id)
 {
 	for (uint32_t k = 0; k < w->nrunning; k++) {
 		held_attempt *h = &w->running[k];
-		if (!h->waiting || !h->has_after ||
-			!wf_attempt_id_eq(h->after, id))
+		if (!h->has_after || !wf_attempt_id_eq(h->after, id))
 			continue;
-		start_held(w, h);
+		follow_now(w, h);
 		if (sends_ahead(s, w))
 			send_follower(s, w, b, h->id, wf_now_ms());
 		return; // one per attempt
@@ -1060,7 +1031,6 @@ dispatch_sync(wf_sched *s, wf_request *req, const wf_msg_sync *m)
 		free(later);
 		for (uint32_t k = 0; k < m->nresults; k++)
 			acks.acked[acks.nacked++] = m->results[k].id;
-		promote(w);
 	}
 	// Fencing: an attempt the worker runs that is not the task's current
 	// running attempt must stop.
@@ -1164,7 +1134,7 @@ dispatch_adopt(wf_sched *s, wf_run *run, uint32_t task)
 			continue;
 		wf_attempt_id after = {.run = run->serial, .task = p,
 			.attempt = run->t[p].attempt};
-		hold_waiting(w, h, &after);
+		hold_after(w, h, after);
 		return;
 	}
 }
@@ -1261,7 +1231,8 @@ dispatch_pack_workers(wf_sched *s, msgpack_packer *pk)
 		wf_mp_pack_cstr(pk, "slots");
 		msgpack_pack_uint32(pk, w->slots);
 		wf_mp_pack_cstr(pk, "slots_used");
-		msgpack_pack_uint32(pk, worker_started(w));
+		msgpack_pack_uint32(pk, worker_load(w) < w->slots
+				? worker_load(w) : w->slots);
 		wf_mp_pack_cstr(pk, "resources");
 		msgpack_pack_map(pk, 3);
 		wf_mp_pack_cstr(pk, "cpus");

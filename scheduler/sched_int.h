@@ -94,15 +94,13 @@ typedef struct ready_queue {
 	struct ready_queue *next;
 } ready_queue;
 
-// An attempt a worker holds: running, or held ahead of a free slot
-// (waiting), or held ahead until attempt AFTER exits 0 there.
+// An attempt a worker holds: running or waiting there for a slot, or
+// held until attempt AFTER exits 0 there (then it takes that one's slot).
 typedef struct held_attempt {
 	wf_attempt_id id;
 	wf_wire_resources res;
-	bool waiting;   // not started: counts in no slot and no resources
-	bool has_after; // waits for AFTER (else for a free slot)
+	bool has_after; // waits for AFTER: counts in no slot, no resources
 	wf_attempt_id after;
-	uint64_t seq;   // order of holding: the worker starts the oldest
 	int64_t sent_mono; // when it was assigned (monotonic ms)
 } held_attempt;
 
@@ -120,13 +118,11 @@ typedef struct worker {
 	wf_wire_resources total, used;
 	int64_t last_seen_ms; // wall clock, for `weft workers`
 	int64_t last_seen_mono;
-	held_attempt *running; // what it holds, started or waiting
+	held_attempt *running; // what it holds, started or not
 	uint32_t nrunning, caprunning;
-	uint32_t nwaiting;     // of those, held ahead and not started
-	uint32_t nwaiting_slot; // ... waiting for a slot (no AFTER)
+	uint32_t nfollow;      // of those, held for another (has_after)
 	uint32_t ahead;        // how many it holds ahead of a slot (SYNC)
 	double ewma_ms;        // recent attempts' duration; < 0 none yet
-	uint64_t hold_seq;
 	wf_attempt_id *cancels; // to send with the next WORK
 	uint32_t ncancels, capcancels;
 	wf_request *held;      // a long poll waiting for work

@@ -770,17 +770,6 @@ follow_up(wf_worker *w, const wf_attempt *done)
 	pump(w);
 }
 
-// waiting_for_slot counts the waiting attempts that wait only for a slot
-// (what the worker offers to hold: `ahead`).
-static uint32_t
-waiting_for_slot(const wf_worker *w)
-{
-	uint32_t n = 0;
-	for (const wf_attempt *a = w->attempts; a != NULL; a = a->next)
-		n += a->state == ATTEMPT_WAITING && !a->has_after;
-	return n;
-}
-
 typedef enum after_state {
 	AFTER_OK,      // succeeded: no condition left
 	AFTER_WAIT,    // still to run or running
@@ -875,15 +864,20 @@ wf_attempt_assign(wf_worker *w, const wf_msg_assign *as)
 			return;
 		goto ended;
 	}
-	if (w->nwaiting >= w->slots * WF_WORKER_HOLD_MAX_PER_SLOT ||
-		(!wait && waiting_for_slot(w) >=
-			w->slots * WF_WORKER_AHEAD_PER_SLOT)) {
+	// The scheduler's view of our slots lags behind (a result on its
+	// way, a follower that found its parent done and took a free slot),
+	// so it may send a little more than `ahead`: hold it. Only past a
+	// bound that no scheduler's counting reaches is work handed back.
+	if (w->nwaiting >= w->slots * WF_WORKER_HOLD_MAX_PER_SLOT) {
 		end_now(a, WF_RESULT_LOST, "no free slot on %s (%" PRIu32
 			" of %" PRIu32 " busy, %" PRIu32 " waiting)", w->name,
 			w->nrunning, w->slots, w->nwaiting);
 		goto ended;
 	}
 	hold(a, as);
+	// What it follows may have succeeded already: then it only waits
+	// for a slot.
+	a->has_after = wait;
 	return;
 ended:
 	wf_conn_kick(w);

@@ -967,6 +967,19 @@ START_TEST(test_after_follows_success_only)
 	ck_assert_int_eq(rk->kind, WF_RESULT_EXITED);
 	ck_assert_int_ne(access(marker, F_OK), 0);
 
+	// A follower whose attempt already succeeded, sent while the slot is
+	// busy, waits for the slot only (and is not forgotten).
+	spec busy = {.id = aid(12, 1), .task = "busy", .shell = "sleep 0.3"};
+	spec late = {.id = aid(13, 1), .task = "late", .shell = "true",
+		.after = aid(1, 1)};
+	queue(&busy);
+	want_id = busy.id;
+	ck_assert(run_until(is_running, 5000));
+	queue(&late);
+	seen *rl = wait_result(late.id, 5000);
+	ck_assert_int_eq(rl->kind, WF_RESULT_EXITED);
+	ck_assert_int_ge(rl->started_ms, seen_find(&F, busy.id)->ended_ms);
+
 	// A held follower the scheduler cancels is dropped: it never runs.
 	spec m = {.id = aid(10, 1), .task = "m", .shell = "sleep 0.4"};
 	spec n = {.id = aid(11, 1), .task = "n", .shell = cmd,
@@ -1141,17 +1154,24 @@ START_TEST(test_slots_and_gpus)
 	spec b = {.id = aid(2, 1), .task = "b", .shell = sh, .gpus = 1};
 	spec c = {.id = aid(3, 1), .task = "c", .shell = sh, .gpus = 0};
 	spec c2 = {.id = aid(7, 1), .task = "c2", .shell = sh, .gpus = 0};
-	spec c3 = {.id = aid(8, 1), .task = "c3", .shell = "true"};
 	queue(&a);
 	queue(&b);
-	// Two slots: two more are held until a slot frees (the worker
-	// offers to hold one per slot), a fifth is handed back.
+	// Two slots: what comes beyond them is held until a slot frees (the
+	// worker offers to hold one per slot, and holds up to four per slot
+	// of what a scheduler whose view lags sends); past that it is
+	// handed back.
 	queue(&c);
 	queue(&c2);
-	queue(&c3);
-	seen *r = wait_result(c3.id, 5000);
+	spec x[8];
+	for (uint32_t k = 0; k < 8; k++) {
+		x[k] = (spec){.id = aid(20 + k, 1), .task = "x",
+			.shell = "true"};
+		queue(&x[k]);
+	}
+	seen *r = wait_result(x[7].id, 5000);
 	ck_assert_int_eq(r->kind, WF_RESULT_LOST);
 	ck_assert_ptr_nonnull(strstr(r->error, "no free slot"));
+	ck_assert_int_eq(wait_result(x[5].id, 5000)->kind, WF_RESULT_EXITED);
 	r = wait_result(a.id, 5000);
 	ck_assert_str_eq(r->outputs, "cuda=0;");
 	r = wait_result(b.id, 5000);
