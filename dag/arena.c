@@ -26,6 +26,15 @@ struct wf_arena_chunk {
 // machine each fault is a trap to the hypervisor).
 #define MAP_MIN (1u << 20)
 
+// Chunks of at least one huge page are mapped on a huge-page boundary and
+// asked for transparent huge pages (MADV_HUGEPAGE: the system's default is
+// often "madvise"), then populated. On the project's VM, whose hypervisor
+// traps the first touch of every 4 KiB page, writing a fresh 184 MB task
+// array took 0.5-0.9 s with 4 KiB pages (populated or not) and 0.03-0.06 s
+// with huge pages populated up front.
+#define HUGE_PAGE (2u << 20)
+#define SMALL_PAGE 4096u
+
 #define ALIGN alignof(max_align_t)
 
 void
@@ -34,6 +43,62 @@ wf_arena_init(wf_arena *a)
 	memset(a, 0, sizeof(*a));
 	a->next = CHUNK_FIRST;
 }
+
+#ifdef MAP_POPULATE
+// populate writes every page of P[0..LEN) into existence before use.
+static void
+populate(char *p, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+	if (madvise(p, len, MADV_POPULATE_WRITE) == 0)
+		return;
+#endif
+	// An older kernel: touch them (the memory is zero; writing a zero
+	// makes each page the process's own).
+	for (size_t o = 0; o < len; o += SMALL_PAGE)
+		((volatile char *)p)[o] = 0;
+}
+
+// map_chunk maps BYTES of zeroed, populated memory; *LEN receives the
+// mapping's length (for munmap). NULL when mmap fails.
+static void *
+map_chunk(size_t bytes, size_t *lenp)
+{
+	size_t len = (bytes + SMALL_PAGE - 1) & ~(size_t)(SMALL_PAGE - 1);
+#ifdef MADV_HUGEPAGE
+	if (bytes >= HUGE_PAGE && len <= SIZE_MAX - HUGE_PAGE) {
+		// Over-map, then trim to a huge-page boundary: a huge page
+		// needs an aligned 2 MiB inside the mapping. Only the whole
+		// huge pages are asked for; the tail stays in small pages
+		// (a chunk of 2 MiB and its header is not two huge pages).
+		size_t extra = HUGE_PAGE - SMALL_PAGE;
+		char *m = mmap(NULL, len + extra, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			return NULL;
+		char *p = (char *)(((uintptr_t)m + HUGE_PAGE - 1) &
+			~(uintptr_t)(HUGE_PAGE - 1));
+		if (p > m)
+			munmap(m, (size_t)(p - m));
+		size_t tail = (size_t)(m + len + extra - (p + len));
+		if (tail > 0)
+			munmap(p + len, tail);
+		// Refused (no THP in this kernel): small pages, as before.
+		(void)madvise(p, bytes & ~(size_t)(HUGE_PAGE - 1),
+			MADV_HUGEPAGE);
+		populate(p, len);
+		*lenp = len;
+		return p;
+	}
+#endif
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	*lenp = len;
+	return m;
+}
+#endif
 
 // chunk_new gets a chunk of SIZE bytes; ZERO asks calloc, which skips the
 // clearing for memory fresh from the kernel (a 20 MB task array costs no
@@ -48,11 +113,11 @@ chunk_new(wf_arena *a, size_t size, bool zero)
 #ifdef MAP_POPULATE
 	if (bytes >= MAP_MIN) {
 		// Anonymous maps are zeroed: ZERO costs nothing here.
-		void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-		if (m != MAP_FAILED) {
+		size_t len;
+		void *m = map_chunk(bytes, &len);
+		if (m != NULL) {
 			wf_arena_chunk *c = m;
-			c->mapped = bytes;
+			c->mapped = len;
 			return c;
 		}
 	}

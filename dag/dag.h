@@ -131,7 +131,11 @@ wf_dag *wf_dag_load_mem(const char *file, const char *buf, size_t len,
 // its time zone); NULL is fine.
 void wf_dag_free(wf_dag *dag);
 
-// wf_dag_find returns the index of the task with ID, or -1.
+// wf_dag_find returns the index of the task with ID, or -1. The first call
+// on a DAG builds its id index (in the DAG's memory: a million tasks cost
+// 16 MB and a few tenths of a second, so loading leaves it to the first
+// lookup): calls on one DAG must not run at the same time as each other
+// (the scheduler makes them on its loop thread).
 int64_t wf_dag_find(const wf_dag *dag, const char *id);
 
 // wf_dag_param returns the index of the param NAME, or -1.

@@ -17,13 +17,14 @@ tmp_array(wf_ld *c, size_t n, size_t size)
 	return wf_arena_calloc(&c->tmp, n, size);
 }
 
-// make_id writes "name[k1=v1,k2=v2]" for expansion E of group G: the first
-// key varies slowest, so E's digits are read from the last key up.
+// make_id writes "name[k1=v1,k2=v2]" for expansion E of group G (the
+// group's name is NL bytes long): the first key varies slowest, so E's
+// digits are read from the last key up. *LEN receives the id's length.
 static const char *
-make_id(wf_ld *c, const wf_ld_group *g, uint32_t e)
+make_id(wf_ld *c, const wf_ld_group *g, size_t nl, uint32_t e, size_t *lenp)
 {
 	uint32_t digit[32];
-	size_t len = strlen(g->name) + 2;
+	size_t len = nl + 2;
 	for (uint32_t j = g->nmatrix; j-- > 0;) {
 		const wf_ld_mkey *m = &g->matrix[j];
 		digit[j] = e % m->nvals;
@@ -31,7 +32,6 @@ make_id(wf_ld *c, const wf_ld_group *g, uint32_t e)
 		len += strlen(m->name) + 1 + m->vals[digit[j]].n + 1;
 	}
 	char *id = wf_arena_alloc_str(c->a, len), *p = id;
-	size_t nl = strlen(g->name);
 	memcpy(p, g->name, nl);
 	p += nl;
 	*p++ = '[';
@@ -48,19 +48,19 @@ make_id(wf_ld *c, const wf_ld_group *g, uint32_t e)
 	}
 	*p++ = ']';
 	*p = '\0';
+	*lenp = (size_t)(p - id);
 	return id;
 }
 
-static const wf_kv *
-make_matrix(wf_ld *c, const wf_ld_group *g, uint32_t e)
+// make_matrix fills KV[0..nmatrix) with expansion E's values.
+static void
+make_matrix(const wf_ld_group *g, uint32_t e, wf_kv *kv)
 {
-	wf_kv *kv = wf_arena_alloc(c->a, g->nmatrix * sizeof(*kv));
 	for (uint32_t j = g->nmatrix; j-- > 0;) {
 		const wf_ld_mkey *m = &g->matrix[j];
 		kv[j] = (wf_kv){m->name, m->vals[e % m->nvals].u.s};
 		e /= m->nvals;
 	}
-	return kv;
 }
 
 typedef struct graph {
@@ -68,12 +68,23 @@ typedef struct graph {
 	uint32_t n;          // tasks
 	wf_task *tasks;      // c->tasks: file order, then topological
 	uint32_t *tgroup;    // file order -> group
-	wf_strindex *id_ix;  // id -> index into tasks (c->mem->task_ix)
+	wf_strindex *id_ix;  // id -> index into tasks (c->mem->task_ix);
+	                     // no slots until ensure_ids
+	bool ids_ok;         // ensure_ids found no duplicate
 	uint64_t nedges;
 	bool edges_ok;
-	uint32_t *order; // topological position -> file order
-	uint32_t *pos;   // file order -> topological position
+	// topological position -> file order, and back; both NULL when the
+	// file order is already topological (the identity)
+	uint32_t *order;
+	uint32_t *pos;
 } graph;
+
+// pos_of is task T's topological position (T in file order).
+static inline uint32_t
+pos_of(const graph *gr, uint32_t t)
+{
+	return gr->pos != NULL ? gr->pos[t] : t;
+}
 
 static void
 grow(void **v, size_t *cap, size_t need, size_t size)
@@ -92,8 +103,12 @@ grow(void **v, size_t *cap, size_t need, size_t size)
 // ---- ids -----------------------------------------------------------------
 
 // expand copies each group's first task (filled by wf_ld_group_build) to
-// its other expansions, names them all and indexes the ids.
-static bool
+// its other expansions and names them all. The ids are not indexed here
+// (ensure_ids does that when a lookup needs it): with a million tasks the
+// index cost more than the expansion, and most DAGs never look up an id by
+// name while loading (a `needs` entry or an output reference naming one
+// expansion does).
+static void
 expand(graph *gr)
 {
 	wf_ld *c = gr->c;
@@ -101,6 +116,11 @@ expand(graph *gr)
 	for (uint32_t gi = 0; gi < c->ngroups; gi++) {
 		const wf_ld_group *g = &c->groups[gi];
 		wf_task *t = &gr->tasks[g->first];
+		size_t nl = strlen(g->name);
+		// One block for the group's matrix values (the product is
+		// bounded: count <= WF_DAG_MAX_MATRIX, nmatrix <= its keys).
+		wf_kv *kv = g->nmatrix == 0 ? NULL : wf_arena_alloc(c->a,
+			(size_t)g->count * g->nmatrix * sizeof(*kv));
 		for (uint32_t e = 0; e < g->count; e++) {
 			if (e > 0)
 				t[e] = t[0];
@@ -109,27 +129,41 @@ expand(graph *gr)
 				t[e].id = g->name;
 				continue;
 			}
-			t[e].id = make_id(c, g, e);
+			size_t len;
+			t[e].id = make_id(c, g, nl, e, &len);
 			t[e].nmatrix = g->nmatrix;
-			t[e].matrix = make_matrix(c, g, e);
+			make_matrix(g, e, kv);
+			t[e].matrix = kv;
+			kv += g->nmatrix;
 		}
 	}
+}
+
+// ensure_ids indexes the task ids (file order) the first time a lookup
+// needs them; false when two are the same (then the index is incomplete
+// and the load fails). Unreachable through the id grammar: '[' is not in
+// task names, ',' not in matrix values, and the values of one matrix name
+// are distinct, so an id names one group and one expansion. A guard.
+static bool
+ensure_ids(graph *gr)
+{
+	if (gr->id_ix->slots != NULL)
+		return gr->ids_ok;
+	wf_ld *c = gr->c;
 	wf_strindex_init(gr->id_ix, c->a, gr->n, &gr->tasks[0].id,
 		sizeof(wf_task));
-	bool ok = true;
+	gr->ids_ok = true;
 	for (uint32_t t = 0; t < gr->n; t++) {
 		int64_t o = wf_strindex_add(gr->id_ix, t);
 		if (o >= 0) {
-			// Unreachable through the id grammar ('[' is not in
-			// task names, matrix values are unique): a guard.
 			const wf_ld_group *g = &c->groups[gr->tgroup[t]];
 			wf_ld_error_at(&c->r, g->key, "duplicate task id '%s' "
 				"(first defined at line %d)", gr->tasks[t].id,
 				c->groups[gr->tgroup[o]].key->line);
-			ok = false;
+			gr->ids_ok = false;
 		}
 	}
-	return ok;
+	return gr->ids_ok;
 }
 
 // ---- needs ---------------------------------------------------------------
@@ -184,7 +218,9 @@ resolve(graph *gr, const wf_ynode *it, bool quiet)
 	t.group = wf_strindex_find(&c->group_ix, it->u.s, it->n);
 	if (t.group >= 0)
 		return t;
-	t.task = wf_strindex_find(gr->id_ix, it->u.s, it->n);
+	// Only a name with '[' can be an expansion's id.
+	if (memchr(it->u.s, '[', it->n) != NULL && ensure_ids(gr))
+		t.task = wf_strindex_find(gr->id_ix, it->u.s, it->n);
 	if (t.task >= 0) {
 		t.group = gr->tgroup[t.task];
 		return t;
@@ -409,6 +445,24 @@ heap_pop(uint32_t *h, uint32_t *n)
 	return top;
 }
 
+// in_file_order: does every group come after all of its parents in the
+// file? Then the file order is the order topo_order would choose (at each
+// step the earliest task left in the file is free to go), and nothing needs
+// sorting: the common case, checked at the cost of one look at each
+// group's parent list.
+static bool
+in_file_order(const graph *gr)
+{
+	const wf_ld *c = gr->c;
+	for (uint32_t gi = 0; gi < c->ngroups; gi++) {
+		const wf_ld_group *g = &c->groups[gi];
+		for (uint32_t i = 0; i < g->npar; i++)
+			if (c->par[g->par_off + i] >= g->first)
+				return false;
+	}
+	return true;
+}
+
 // topo_order is Kahn's algorithm with a min-heap of file positions: among
 // the tasks that are free to go, the earliest in the file comes first.
 static bool
@@ -416,6 +470,10 @@ topo_order(graph *gr)
 {
 	wf_ld *c = gr->c;
 	uint32_t n = gr->n;
+	if (in_file_order(gr)) {
+		gr->order = gr->pos = NULL;
+		return true;
+	}
 	uint32_t *indeg = tmp_array(c, n, sizeof(uint32_t));
 	uint32_t *cstart = tmp_array(c, (size_t)n + 1, sizeof(uint32_t));
 	uint32_t *cur = tmp_array(c, n, sizeof(uint32_t));
@@ -469,10 +527,21 @@ cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static bool
+ascending(const uint32_t *p, uint32_t n)
+{
+	for (uint32_t i = 1; i < n; i++)
+		if (p[i - 1] >= p[i])
+			return false;
+	return true;
+}
+
 // build_tasks puts the tasks in topological order (in place, following
-// the permutation's cycles), then lays out each group's parent list (as
-// positions, ascending) and the child lists, which come out ascending
-// because tasks are visited in order.
+// the permutation's cycles; nothing to do when the file order is it), then
+// lays out each group's parent list (as positions, ascending) and the child
+// lists, which come out ascending because tasks are visited in order. The
+// task array (184 bytes a task) is written once here: counts and cursors
+// live in a small array of their own.
 static void
 build_tasks(graph *gr)
 {
@@ -480,65 +549,74 @@ build_tasks(graph *gr)
 	wf_dag *dag = c->dag;
 	uint32_t n = gr->n;
 	wf_task *tasks = gr->tasks;
-	uint32_t *tg = tmp_array(c, n, sizeof(uint32_t));
-	for (uint32_t k = 0; k < n; k++)
-		tg[k] = gr->tgroup[gr->order[k]];
-	uint8_t *done = tmp_array(c, n, 1);
-	for (uint32_t s0 = 0; s0 < n; s0++) {
-		if (done[s0] || gr->order[s0] == s0)
-			continue;
-		wf_task keep = tasks[s0];
-		uint32_t j = s0;
-		for (;;) {
-			done[j] = 1;
-			uint32_t from = gr->order[j];
-			if (from == s0) {
-				tasks[j] = keep;
-				break;
+	const uint32_t *tg = gr->tgroup; // position -> group
+	if (gr->order != NULL) {
+		uint32_t *v = tmp_array(c, n, sizeof(uint32_t));
+		for (uint32_t k = 0; k < n; k++)
+			v[k] = gr->tgroup[gr->order[k]];
+		tg = v;
+		uint8_t *done = tmp_array(c, n, 1);
+		for (uint32_t s0 = 0; s0 < n; s0++) {
+			if (done[s0] || gr->order[s0] == s0)
+				continue;
+			wf_task keep = tasks[s0];
+			uint32_t j = s0;
+			for (;;) {
+				done[j] = 1;
+				uint32_t from = gr->order[j];
+				if (from == s0) {
+					tasks[j] = keep;
+					break;
+				}
+				tasks[j] = tasks[from];
+				j = from;
 			}
-			tasks[j] = tasks[from];
-			j = from;
 		}
+		struct wf_strindex_slot *sl = gr->id_ix->slots;
+		for (uint64_t i = 0; sl != NULL && i <= gr->id_ix->mask; i++)
+			if (sl[i].idx1 != 0)
+				sl[i].idx1 = gr->pos[sl[i].idx1 - 1] + 1;
 	}
-	struct wf_strindex_slot *sl = gr->id_ix->slots;
-	for (uint64_t i = 0; i <= gr->id_ix->mask; i++)
-		if (sl[i].idx1 != 0)
-			sl[i].idx1 = gr->pos[sl[i].idx1 - 1] + 1;
 
+	// cur[k]: first the number of children of task k, then where its
+	// next child goes.
+	uint32_t *cur = tmp_array(c, n, sizeof(uint32_t));
 	for (uint32_t gi = 0; gi < c->ngroups; gi++) {
 		const wf_ld_group *g = &c->groups[gi];
 		if (g->npar == 0)
 			continue; // c->par may be NULL
 		uint32_t *p = c->par + g->par_off;
+		if (gr->pos != NULL)
+			for (uint32_t i = 0; i < g->npar; i++)
+				p[i] = gr->pos[p[i]];
+		if (!ascending(p, g->npar))
+			qsort(p, g->npar, sizeof(*p), cmp_u32);
 		for (uint32_t i = 0; i < g->npar; i++)
-			p[i] = gr->pos[p[i]];
-		qsort(p, g->npar, sizeof(*p), cmp_u32);
+			cur[p[i]] += g->count;
 	}
 	uint32_t *edges = wf_arena_alloc(c->a, (size_t)gr->nedges * 2 *
 		sizeof(uint32_t));
-	uint32_t off = 0;
+	// Parents of all tasks first, in task order, then children.
+	uint32_t poff = 0, coff = (uint32_t)gr->nedges;
 	for (uint32_t k = 0; k < n; k++) {
 		const wf_ld_group *g = &c->groups[tg[k]];
-		tasks[k].parent_off = off;
-		tasks[k].nparents = g->npar;
+		wf_task *t = &tasks[k];
+		t->parent_off = poff;
+		t->nparents = g->npar;
 		if (g->npar > 0)
-			memcpy(edges + off, c->par + g->par_off,
+			memcpy(edges + poff, c->par + g->par_off,
 				g->npar * sizeof(uint32_t));
-		off += g->npar;
+		poff += g->npar;
+		t->child_off = coff;
+		t->nchildren = cur[k];
+		coff += cur[k];
+		cur[k] = t->child_off;
+	}
+	for (uint32_t k = 0; k < n; k++) {
+		const wf_ld_group *g = &c->groups[tg[k]];
+		const uint32_t *p = c->par + g->par_off;
 		for (uint32_t i = 0; i < g->npar; i++)
-			tasks[c->par[g->par_off + i]].nchildren++;
-	}
-	for (uint32_t k = 0; k < n; k++) {
-		tasks[k].child_off = off;
-		off += tasks[k].nchildren;
-		tasks[k].nchildren = 0;
-	}
-	for (uint32_t k = 0; k < n; k++) {
-		const wf_task *task = &tasks[k];
-		for (uint32_t i = 0; i < task->nparents; i++) {
-			wf_task *p = &tasks[edges[task->parent_off + i]];
-			edges[p->child_off + p->nchildren++] = k;
-		}
+			edges[cur[p[i]]++] = k;
 	}
 	dag->tasks = tasks;
 	dag->ntasks = n;
@@ -590,7 +668,10 @@ resolve_queries(graph *gr)
 			}
 			continue;
 		}
-		q->x = wf_strindex_find(gr->id_ix, q->task, q->task_len);
+		if (memchr(q->task, '[', q->task_len) != NULL &&
+			ensure_ids(gr))
+			q->x = wf_strindex_find(gr->id_ix, q->task,
+				q->task_len);
 		if (q->x < 0 &&
 			!hidden_by_bad_matrix(c, q->task, q->task_len)) {
 			char tb[80];
@@ -619,7 +700,7 @@ not_upstream(graph *gr, const wf_ld_query *q)
 			g->name, "");
 	else
 		query_error(c, q, "task '%s' is not upstream of task '%s' (add "
-			"it to needs)", gr->tasks[gr->pos[q->x]].id,
+			"it to needs)", gr->tasks[pos_of(gr, (uint32_t)q->x)].id,
 			g->name);
 }
 
@@ -676,8 +757,8 @@ check_upstream(graph *gr)
 		const wf_ld_query *q = &c->queries[i];
 		if (q->x < 0)
 			continue;
-		uint32_t px = gr->pos[q->x];
-		uint32_t tq = gr->pos[c->groups[q->group].first];
+		uint32_t px = pos_of(gr, (uint32_t)q->x);
+		uint32_t tq = pos_of(gr, c->groups[q->group].first);
 		if (px >= tq)
 			not_upstream(gr, q); // ancestors come earlier
 		else if (!is_parent(dag, tq, px))
@@ -740,7 +821,7 @@ check_upstream(graph *gr)
 
 // wf_ld_graph builds the task graph of the groups read so far, reporting
 // unknown needs, cycles and bad output references; with no cycle it fills
-// dag->tasks, dag->edges and the id index.
+// dag->tasks and dag->edges (and the id index, if a lookup built it).
 void
 wf_ld_graph(wf_ld *c)
 {
@@ -748,12 +829,12 @@ wf_ld_graph(wf_ld *c)
 		return;
 	graph gr = {.c = c, .n = (uint32_t)c->ntasks, .tasks = c->tasks,
 		.id_ix = &c->mem->task_ix};
-	if (!expand(&gr))
-		return;
+	expand(&gr);
 	resolve_needs(&gr);
 	bool cycles = find_cycles(c);
 	resolve_queries(&gr);
-	if (cycles || !gr.edges_ok || !topo_order(&gr))
+	if (cycles || !gr.edges_ok || (gr.id_ix->slots != NULL && !gr.ids_ok) ||
+		!topo_order(&gr))
 		return;
 	build_tasks(&gr);
 	check_upstream(&gr);

@@ -508,7 +508,17 @@ wf_dag_free(wf_dag *dag)
 int64_t
 wf_dag_find(const wf_dag *dag, const char *id)
 {
-	return wf_strindex_find(&dag->mem->task_ix, id, strlen(id));
+	struct wf_dag_mem *mem = dag->mem;
+	if (mem->task_ix.slots == NULL && dag->ntasks > 0) {
+		// The loader indexes ids only when it had to look one up:
+		// built at the first call instead (ids are unique, checked or
+		// guaranteed by the id grammar, so nothing can collide).
+		wf_strindex_init(&mem->task_ix, &mem->arena, dag->ntasks,
+			&dag->tasks[0].id, sizeof(wf_task));
+		for (uint32_t i = 0; i < dag->ntasks; i++)
+			(void)wf_strindex_add(&mem->task_ix, i);
+	}
+	return wf_strindex_find(&mem->task_ix, id, strlen(id));
 }
 
 int64_t

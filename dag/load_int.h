@@ -166,7 +166,8 @@ int64_t wf_strindex_find(const wf_strindex *ix, const char *s, size_t len);
 
 struct wf_dag_mem {
 	wf_arena arena;       // the model, strings and arrays
-	wf_strindex task_ix;  // id -> index into dag->tasks
+	wf_strindex task_ix;  // id -> index into dag->tasks; no slots until
+	                      // needed (graph.c ensure_ids, wf_dag_find)
 	wf_strindex param_ix; // name -> index into dag->params
 	wf_cond **conds;      // each parsed `when` once (expansions share)
 	uint32_t nconds;
