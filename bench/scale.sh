@@ -14,8 +14,11 @@
 # file at 5 MB: a million tasks written one by one would not fit in one
 # message (WF_MSG_MAX, 16 MiB).
 #   bench/scale.sh [--quick] [--blocks B] [--width W] [--workers K]
-#                  [--slots S] [--kill-midway]
+#                  [--slots S] [--kill-midway] [--save-data DIR]
 # --quick: 100 blocks of 99 + 1 (10,000 tasks), a smoke run.
+# --save-data DIR (with --kill-midway): copies the data dir as the kill left
+# it to DIR, to replay (and profile) that restart on its own:
+#   cp -r DIR /tmp/d && weft scheduler --data /tmp/d --listen ... --http none
 set -euo pipefail
 cd "$(dirname "$0")/.."
 blocks=1000
@@ -23,6 +26,7 @@ width=999
 workers=4
 slots=256
 midway=0
+save=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--blocks) blocks=$2; shift 2 ;;
@@ -30,8 +34,9 @@ while [ $# -gt 0 ]; do
 	--workers) workers=$2; shift 2 ;;
 	--slots) slots=$2; shift 2 ;;
 	--kill-midway) midway=1; shift ;;
+	--save-data) save=$2; shift 2 ;;
 	--quick) blocks=100; width=99; shift ;;
-	*) echo "usage: $0 [--quick] [--blocks B] [--width W] [--workers K] [--slots S] [--kill-midway]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--quick] [--blocks B] [--width W] [--workers K] [--slots S] [--kill-midway] [--save-data DIR]" >&2; exit 2 ;;
 	esac
 done
 WEFT=${WEFT:-$PWD/build/weft}
@@ -122,6 +127,10 @@ if [ "$midway" = 1 ]; then
 	wait "$simpid" || true
 	simpid=
 	kill -KILL "$sched"; wait "$sched" 2>/dev/null || true
+	if [ -n "$save" ]; then
+		rm -rf "$save"
+		cp -r "$tmp/data" "$save"
+	fi
 	t0=$(now)
 	start_sched
 	restart_s=$(answered "$t0")
