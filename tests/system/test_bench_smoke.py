@@ -7,9 +7,13 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import pathlib
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
 
 import pytest
 
@@ -251,17 +255,26 @@ def test_throughput_driver_toy(tmp_path):
     env = dict(os.environ, WEFT=WEFT_BIN)
     r = subprocess.run([sys.executable, str(BENCH / "throughput"),
                         "--only", "w1,w2,w3", "--tasks", "20", "--chain", "10",
-                        "--layers", "2", "--width", "10", "--no-dask"],
+                        "--layers", "2", "--width", "10", "--no-dask",
+                        "--no-celery"],
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+    hdr = [ln for ln in r.stdout.splitlines() if ln.startswith("workload")]
+    assert hdr[0].split() == ["workload", "tasks", "weft/s", "make/s",
+                              "dask/s", "celery/s", "weft/make", "weft/dask",
+                              "weft/celery", "weft-RSS"]
     for label in ("W1 independent", "W2 chain", "W3 2x10 layered"):
         row = [ln for ln in r.stdout.splitlines() if ln.startswith(label)]
         assert len(row) == 1, r.stdout
+        # The table stays aligned: every row as wide as the header.
+        assert len(row[0]) == len(hdr[0])
         cols = row[0][len(label):].split()
         assert cols[0] in ("20", "10")
         assert float(cols[1]) > 0 and float(cols[2]) > 0
-        assert cols[3] == "-"
+        assert cols[3] == "-" and cols[4] == "-"
+        assert cols[6] == "-" and cols[7] == "-"
     assert "per dependent hop" in r.stdout
+    assert "celery: - = not run (--no-celery)" in r.stdout
 
 
 @pytest.mark.skipif(subprocess.run(["/usr/bin/python3", "-c",
@@ -277,3 +290,119 @@ def test_dask_run(tmp_path):
     out = json.loads(r.stdout)
     assert out["tasks"] == 15
     assert out["seconds"] > 0
+
+
+def celery_missing():
+    if subprocess.run(["which", "redis-server"],
+                      capture_output=True).returncode != 0:
+        return True
+    return subprocess.run(["/usr/bin/python3", "-c", "import celery, redis"],
+                          capture_output=True).returncode != 0
+
+
+needs_celery = pytest.mark.skipif(
+    celery_missing(),
+    reason="python3-celery, python3-redis or redis-server not installed")
+
+
+@pytest.fixture
+def scratch():
+    """A TMPDIR for bench/celery-run, short enough for its redis socket's
+    path (a long one, as tmp_path can be, it would leave for /tmp, out of
+    the test's sight); removed afterwards."""
+    d = pathlib.Path(tempfile.mkdtemp(prefix="wcr-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def procs_under(path):
+    """The processes whose command line mentions path (bench/celery-run's
+    redis-server and worker name their temp dir, made under TMPDIR)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in cmd:
+            found.append((int(pid), cmd))
+    return found
+
+
+def wait_gone(path, timeout=20):
+    """Processes that mention path and are still there after timeout
+    (zombies reparented to init may take a moment to be reaped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = procs_under(path)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+@needs_celery
+def test_celery_run(tmp_path, scratch):
+    # A DAG with fan-in: every task of a layer after the first needs two
+    # of the previous, so the client's dependency driving is exercised.
+    prefix = gen(tmp_path, "w3", "w3", "--layers", 3, "--width", 5)
+    env = dict(os.environ, TMPDIR=str(scratch))
+    r = subprocess.run(["/usr/bin/python3", str(BENCH / "celery-run"),
+                        f"{prefix}.edges"], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["tasks"] == 15
+    assert out["seconds"] > 0 and out["rss_kb"] > 0
+    # redis-server and the worker are gone, their temp dir too.
+    assert wait_gone(scratch) == []
+    assert list(scratch.iterdir()) == []
+
+
+@needs_celery
+def test_celery_run_sigterm_cleans_up(tmp_path, scratch):
+    prefix = gen(tmp_path, "w2", "w2", "--tasks", 100000)
+    env = dict(os.environ, TMPDIR=str(scratch))
+    p = subprocess.Popen(["/usr/bin/python3", str(BENCH / "celery-run"),
+                          f"{prefix}.edges"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        # Wait for redis-server, the worker and its 2 pool processes.
+        deadline = time.monotonic() + 60
+        while len(procs_under(scratch)) < 4:
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < deadline, procs_under(scratch)
+            time.sleep(0.1)
+        p.terminate()
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, err
+    assert "interrupted" in err
+    assert wait_gone(scratch) == []
+    assert list(scratch.iterdir()) == []
+
+
+@needs_celery
+def test_throughput_celery_column(tmp_path):
+    env = dict(os.environ, WEFT=WEFT_BIN)
+    r = subprocess.run([sys.executable, str(BENCH / "throughput"),
+                        "--only", "w1,w3", "--tasks", "12", "--layers", "2",
+                        "--width", "6", "--no-dask"],
+                       env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    hdr = [ln for ln in r.stdout.splitlines() if ln.startswith("workload")][0]
+    for label, n in (("W1 independent", "12"), ("W3 2x6 layered", "12")):
+        row = [ln for ln in r.stdout.splitlines() if ln.startswith(label)]
+        assert len(row) == 1, r.stdout
+        assert len(row[0]) == len(hdr)
+        cols = row[0][len(label):].split()
+        assert cols[0] == n
+        assert cols[3] == "-" and cols[6] == "-"
+        # celery/s, and weft/celery = weft/s / celery/s (rounded).
+        assert float(cols[4]) > 0
+        assert float(cols[7]) == pytest.approx(
+            float(cols[1]) / float(cols[4]), rel=0.1, abs=0.02)
+    assert "celery: - = not run" not in r.stdout
