@@ -735,11 +735,19 @@ resend_unlisted(wf_sched *s, worker *w, const wf_msg_sync *m,
 			continue;
 		bool listed = listed_ids != NULL && bsearch(&id, listed_ids,
 			m->nrunning, sizeof(*listed_ids), cmp_id) != NULL;
-		wf_run *run = runs_find(s, id.run);
-		if (listed || run == NULL || id.task >= run->dag->ntasks ||
-			run->t[id.task].state != WF_TASK_RUNNING ||
-			run->t[id.task].attempt != id.attempt)
+		if (listed)
 			continue;
+		wf_run *run = runs_find(s, id.run);
+		if (run == NULL || id.task >= run->dag->ntasks ||
+			run->t[id.task].state != WF_TASK_RUNNING ||
+			run->t[id.task].attempt != id.attempt) {
+			// Gone from the worker and no longer wanted (a held
+			// one it dropped when cancelled says nothing): it
+			// holds no slot any more.
+			drop_attempt(w, id);
+			k--;
+			continue;
+		}
 		if (b->nassign == b->capassign) {
 			b->capassign = b->capassign ? b->capassign * 2 : 8;
 			b->assign = sched_realloc(b->assign, b->capassign,

@@ -192,3 +192,33 @@ def test_sigkill_during_a_chain_sent_ahead(cluster, tmp_path, victim):
     assert doc["state"] == "success", json.dumps(doc, indent=1)
     assert all(t["state"] == "success" for t in doc["tasks"])
     assert first_lines(marks) == [f"t{i:03d}" for i in range(n)]
+
+
+def test_cancel_frees_what_was_held_ahead(cluster, tmp_path):
+    """Cancelling a run whose short tasks are held ahead on the worker:
+    the worker drops them without a word, and the scheduler must not go
+    on counting them against the worker's slots."""
+    marks = tmp_path / "marks"
+    lines = ["name: many", "tasks:"]
+    for i in range(400):
+        lines.append(f"  t{i:03d}: {{run: sleep 0.008; echo $WEFT_TASK >> {marks}}}")
+    write(tmp_path / "many.yaml", "\n".join(lines) + "\n")
+    write(tmp_path / "after.yaml",
+          "name: after\ntasks:\n  a: {run: 'true'}\n  b: {run: 'true'}\n")
+    cluster.start_scheduler()
+    cluster.start_worker("w1", slots=2)
+    cluster.wait_workers(1)
+    cluster.weft("submit", tmp_path / "many.yaml", check=0)
+    cluster.weft("submit", tmp_path / "after.yaml", check=0)
+    run_id = cluster.weft("trigger", "many", check=0).stdout.strip()
+    wait_for(lambda: marks.exists() and len(marks.read_text().split()) > 60,
+             timeout=60, what="progress")
+    cluster.weft("cancel", run_id, check=0)
+    assert cluster.wait_run(run_id)["state"] == "cancelled"
+
+    def idle():
+        ws = json.loads(cluster.weft("workers", "--json", check=0).stdout)
+        return ws[0]["slots_used"] == 0
+    wait_for(idle, timeout=15, what="the worker's slots to be free")
+    second = cluster.weft("trigger", "after", check=0).stdout.strip()
+    assert cluster.wait_run(second, timeout=30)["state"] == "success"
