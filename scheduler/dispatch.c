@@ -941,11 +941,17 @@ apply_result(wf_sched *s, worker *w, work_builder *b, const wf_msg_result *r)
 	wf_run *run = runs_find(s, r->id.run);
 	// An attempt counts only from the worker it was given to: a number
 	// withdrawn from one worker may be given again to another (run.h).
-	const char *owner = run != NULL && r->id.task < run->dag->ntasks
-		? run->t[r->id.task].worker : NULL;
-	if (run == NULL || r->id.task >= run->dag->ntasks ||
-		(owner != NULL && strcmp(owner, w->name) != 0)) {
+	if (run == NULL || r->id.task >= run->dag->ntasks) {
 		s->stale_results++;
+		return;
+	}
+	const char *owner = run->t[r->id.task].worker;
+	if (owner != NULL && strcmp(owner, w->name) != 0) {
+		s->stale_results++;
+		wf_log(WF_LOG_DEBUG, "%s %s attempt %u: stale result ignored "
+				     "(from %s, given to %s)",
+			run->name, run->dag->tasks[r->id.task].id,
+			r->id.attempt, w->name, owner);
 		return;
 	}
 	char error[512] = "";
