@@ -530,6 +530,20 @@ pop_fitting(wf_sched *s, worker *w, bool ahead, wf_run **run, uint32_t *task)
 	return found;
 }
 
+// next_assign returns B's next assignment, zeroed (counted once filled).
+static wf_msg_assign *
+next_assign(work_builder *b)
+{
+	if (b->nassign == b->capassign) {
+		b->capassign = b->capassign ? b->capassign * 2 : 8;
+		b->assign = sched_realloc(b->assign, b->capassign,
+			sizeof(*b->assign));
+	}
+	wf_msg_assign *a = &b->assign[b->nassign];
+	memset(a, 0, sizeof(*a));
+	return a;
+}
+
 // assign_one renders the attempt of task I that RUN has just recorded
 // into B and holds it for W (AFTER: to start once that attempt exits 0).
 // NULL when a template cannot be rendered: then the attempt has ended.
@@ -538,13 +552,7 @@ assign_one(worker *w, work_builder *b, wf_run *run, uint32_t i,
 	const wf_attempt_id *after, int64_t now)
 {
 	uint32_t attempt = run->t[i].attempt;
-	if (b->nassign == b->capassign) {
-		b->capassign = b->capassign ? b->capassign * 2 : 8;
-		b->assign = sched_realloc(b->assign, b->capassign,
-			sizeof(*b->assign));
-	}
-	wf_msg_assign *a = &b->assign[b->nassign];
-	memset(a, 0, sizeof(*a));
+	wf_msg_assign *a = next_assign(b);
 	char err[512];
 	if (!render_attempt(b, run, i, attempt, a, err, sizeof(err))) {
 		free(a->argv);
@@ -748,13 +756,7 @@ resend_unlisted(wf_sched *s, worker *w, const wf_msg_sync *m,
 			k--;
 			continue;
 		}
-		if (b->nassign == b->capassign) {
-			b->capassign = b->capassign ? b->capassign * 2 : 8;
-			b->assign = sched_realloc(b->assign, b->capassign,
-				sizeof(*b->assign));
-		}
-		wf_msg_assign *a = &b->assign[b->nassign];
-		memset(a, 0, sizeof(*a));
+		wf_msg_assign *a = next_assign(b);
 		char err[512];
 		if (!render_attempt(b, run, id.task, id.attempt, a, err,
 			    sizeof(err))) {

@@ -457,12 +457,11 @@ wf_run_start(wf_run *run, int64_t now_ms)
 	propagate(run, now_ms, &w);
 }
 
-wf_err
-wf_run_dispatched(wf_run *run, uint32_t i, const char *worker, int64_t now_ms)
+// begin_attempt gives task I its next attempt, on WORKER: RUNNING.
+static void
+begin_attempt(wf_run *run, uint32_t i, const char *worker, int64_t now_ms)
 {
 	wf_tinst *ti = &run->t[i];
-	if (ti->state != WF_TASK_QUEUED)
-		return WF_ESTATE;
 	ti->attempt++;
 	ti->started_ms = now_ms;
 	ti->ended_ms = 0;
@@ -472,24 +471,23 @@ wf_run_dispatched(wf_run *run, uint32_t i, const char *worker, int64_t now_ms)
 	free(ti->error);
 	ti->error = NULL;
 	set_state(run, i, WF_TASK_RUNNING);
+}
+
+wf_err
+wf_run_dispatched(wf_run *run, uint32_t i, const char *worker, int64_t now_ms)
+{
+	if (run->t[i].state != WF_TASK_QUEUED)
+		return WF_ESTATE;
+	begin_attempt(run, i, worker, now_ms);
 	return WF_EOK;
 }
 
 wf_err
 wf_run_sent_ahead(wf_run *run, uint32_t i, const char *worker, int64_t now_ms)
 {
-	wf_tinst *ti = &run->t[i];
-	if (ti->state != WF_TASK_PENDING || ti->decided)
+	if (run->t[i].state != WF_TASK_PENDING || run->t[i].decided)
 		return WF_ESTATE;
-	ti->attempt++;
-	ti->started_ms = now_ms;
-	ti->ended_ms = 0;
-	ti->exit_code = -1;
-	free(ti->worker);
-	ti->worker = xstrdup(worker);
-	free(ti->error);
-	ti->error = NULL;
-	set_state(run, i, WF_TASK_RUNNING);
+	begin_attempt(run, i, worker, now_ms);
 	return WF_EOK;
 }
 
