@@ -170,7 +170,13 @@ complete(wf_worker *w, spool_batch *b)
 				w->name, w->spool_dir, wf_strerror(b->err),
 				why[0] != '\0' ? ": " : "", why);
 		}
+		bool was = w->db_failing;
 		w->db_failing = true;
+		// Held work cannot start while nothing can be recorded: it
+		// goes back to the scheduler, for another worker or later.
+		if (!was && w->nwaiting > 0)
+			wf_attempt_hand_back_waiting(w, "handed back: the "
+				"worker cannot write its spool database");
 		batch_free(b);
 		return;
 	}

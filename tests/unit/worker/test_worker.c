@@ -1625,25 +1625,36 @@ slots_zero(void)
 static bool
 slots_back(void)
 {
-	return F.last_free_slots == 2;
+	return F.last_free_slots == 1;
 }
 
 START_TEST(test_spool_db_failing_holds)
 {
-	start_worker(2, 0, 0);
+	start_worker(1, 0, 0);
 	spec s = {.id = aid(1, 1), .task = "t",
 		.shell = "sleep 0.4; echo done"};
+	spec h1 = {.id = aid(3, 1), .task = "h1", .shell = "sleep 0.3"};
+	spec h = {.id = aid(4, 1), .task = "h", .shell = "echo h"};
 	queue(&s);
 	want_id = s.id;
+	ck_assert(run_until(is_running, 5000));
+	queue(&h1); // held: the only slot is busy
+	queue(&h);
+	want_id = h.id;
 	ck_assert(run_until(is_running, 5000));
 	run_for(100);
 	// The disk is full from now on: the result cannot be stored, but
 	// the scheduler can: it goes out all the same. The worker takes no
-	// new work while its spool refuses writes.
+	// new work while its spool refuses writes, and gives back what it
+	// held (it could not record its start): h1 took the slot when t
+	// ended, before the first commit failed; h was still waiting.
 	W->db_fail_test = true;
 	seen *r = wait_result(s.id, 3000);
 	ck_assert_int_eq(r->kind, WF_RESULT_EXITED);
 	ck_assert_str_eq(r->log, "done\n");
+	r = wait_result(h.id, 3000);
+	ck_assert_int_eq(r->kind, WF_RESULT_LOST);
+	ck_assert_ptr_nonnull(strstr(r->error, "spool database"));
 	ck_assert(run_until(slots_zero, 3000));
 	ck_assert(W->db_failing);
 	// An assignment that comes anyway is handed back.
