@@ -120,13 +120,10 @@ state_of(const wf_run *run, const char *id)
 	return run->t[idx(run->dag, id)].state;
 }
 
-// finish dispatches task ID and ends its attempt with EXIT_CODE.
+// end_attempt ends task I's current attempt: 0 success, else that exit.
 static wf_err
-finish(wf_run *run, const char *id, int exit_code, const char *outputs)
+end_attempt(wf_run *run, uint32_t i, int exit_code, const char *outputs)
 {
-	uint32_t i = idx(run->dag, id);
-	if (run->t[i].state == WF_TASK_QUEUED)
-		ck_assert_int_eq(wf_run_dispatched(run, i, "w1", 2000), WF_EOK);
 	wf_attempt_end end = {
 		.success = exit_code == 0,
 		.retryable = true,
@@ -134,6 +131,16 @@ finish(wf_run *run, const char *id, int exit_code, const char *outputs)
 		.outputs = outputs,
 	};
 	return wf_run_attempt_ended(run, i, run->t[i].attempt, &end, 3000);
+}
+
+// finish dispatches task ID and ends its attempt with EXIT_CODE.
+static wf_err
+finish(wf_run *run, const char *id, int exit_code, const char *outputs)
+{
+	uint32_t i = idx(run->dag, id);
+	if (run->t[i].state == WF_TASK_QUEUED)
+		ck_assert_int_eq(wf_run_dispatched(run, i, "w1", 2000), WF_EOK);
+	return end_attempt(run, i, exit_code, outputs);
 }
 
 START_TEST(chain_success)
@@ -410,18 +417,6 @@ START_TEST(matrix_fan_in_and_params)
 }
 END_TEST
 
-// end_attempt ends task I's current attempt: 0 success, else that exit.
-static wf_err
-end_attempt(wf_run *run, uint32_t i, int exit_code)
-{
-	wf_attempt_end end = {
-		.success = exit_code == 0,
-		.retryable = true,
-		.exit_code = exit_code,
-	};
-	return wf_run_attempt_ended(run, i, run->t[i].attempt, &end, 3000);
-}
-
 // Work sent ahead: a child sent to its parent's worker before the parent
 // ends runs only if the parent succeeds; otherwise its attempt is
 // withdrawn (not reused, not counted as a try).
@@ -440,12 +435,12 @@ START_TEST(sent_ahead_follows_parent)
 	ck_assert_int_eq(wf_run_sent_ahead(run, b, "w", 1), WF_EOK);
 	ck_assert(wf_run_is_ahead(run, b));
 	ck_assert_int_eq(wf_run_sent_ahead(run, b, "w", 1), WF_ESTATE);
-	ck_assert_int_eq(end_attempt(run, a, 0), WF_EOK);
+	ck_assert_int_eq(end_attempt(run, a, 0, NULL), WF_EOK);
 	ck_assert_int_eq(run->t[b].state, WF_TASK_RUNNING);
 	ck_assert(!wf_run_is_ahead(run, b));
 	ck_assert_int_eq(t.nready, 1); // a only
 	ck_assert_int_eq(t.nwithdrawn, 0);
-	ck_assert_int_eq(end_attempt(run, b, 0), WF_EOK);
+	ck_assert_int_eq(end_attempt(run, b, 0, NULL), WF_EOK);
 	ck_assert_int_eq(run->t[c].state, WF_TASK_QUEUED);
 	wf_run_free(run);
 
@@ -455,7 +450,7 @@ START_TEST(sent_ahead_follows_parent)
 	run = start(dag, &t);
 	ck_assert_int_eq(wf_run_dispatched(run, a, "w", 1), WF_EOK);
 	ck_assert_int_eq(wf_run_sent_ahead(run, b, "w", 1), WF_EOK);
-	ck_assert_int_eq(end_attempt(run, a, 1), WF_EOK);
+	ck_assert_int_eq(end_attempt(run, a, 1, NULL), WF_EOK);
 	ck_assert_int_eq(run->t[a].state, WF_TASK_RETRYING);
 	ck_assert_int_eq(run->t[b].state, WF_TASK_PENDING);
 	ck_assert_int_eq(t.nwithdrawn, 1);
@@ -471,7 +466,7 @@ START_TEST(sent_ahead_follows_parent)
 	ck_assert_int_eq(run->t[b].state, WF_TASK_QUEUED);
 	ck_assert_int_eq(wf_run_dispatched(run, b, "w", 5), WF_EOK);
 	ck_assert_uint_eq(run->t[b].attempt, 1);
-	ck_assert_int_eq(end_attempt(run, b, 1), WF_EOK);
+	ck_assert_int_eq(end_attempt(run, b, 1, NULL), WF_EOK);
 	ck_assert_int_eq(run->t[b].state, WF_TASK_RETRYING);
 	wf_run_free(run);
 
@@ -479,11 +474,11 @@ START_TEST(sent_ahead_follows_parent)
 	// upstream_failed, and so does its own child.
 	run = start(dag, &t);
 	ck_assert_int_eq(wf_run_dispatched(run, a, "w", 1), WF_EOK);
-	ck_assert_int_eq(end_attempt(run, a, 1), WF_EOK);
+	ck_assert_int_eq(end_attempt(run, a, 1, NULL), WF_EOK);
 	wf_run_retry_due(run, a, 4000);
 	ck_assert_int_eq(wf_run_dispatched(run, a, "w", 1), WF_EOK);
 	ck_assert_int_eq(wf_run_sent_ahead(run, b, "w", 1), WF_EOK);
-	ck_assert_int_eq(end_attempt(run, a, 1), WF_EOK);
+	ck_assert_int_eq(end_attempt(run, a, 1, NULL), WF_EOK);
 	ck_assert_int_eq(run->t[a].state, WF_TASK_FAILED);
 	ck_assert_int_eq(run->t[b].state, WF_TASK_UPSTREAM_FAILED);
 	ck_assert_int_eq(run->t[c].state, WF_TASK_UPSTREAM_FAILED);
@@ -497,9 +492,9 @@ START_TEST(sent_ahead_follows_parent)
 	run = start(dag, &t);
 	ck_assert_int_eq(wf_run_dispatched(run, a, "w", 1), WF_EOK);
 	ck_assert_int_eq(wf_run_sent_ahead(run, b, "w", 1), WF_EOK);
-	ck_assert_int_eq(end_attempt(run, b, 2), WF_EOK);
+	ck_assert_int_eq(end_attempt(run, b, 2, NULL), WF_EOK);
 	ck_assert_int_eq(run->t[b].state, WF_TASK_PENDING);
-	ck_assert_int_eq(end_attempt(run, a, 0), WF_EOK);
+	ck_assert_int_eq(end_attempt(run, a, 0, NULL), WF_EOK);
 	ck_assert_int_eq(run->t[b].state, WF_TASK_QUEUED);
 	// Cancel kills one sent ahead like any running attempt.
 	ck_assert_int_eq(wf_run_dispatched(run, b, "w", 5), WF_EOK);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "scheduler/sched_int.h"
+#include "tests/unit/scheduler/sched_harness.h"
 #include "tests/unit/wf_test.h"
 
 #define MAXS 512
@@ -17,14 +18,7 @@ load(const char *extra)
 	char src[2048];
 	snprintf(src, sizeof(src), "name: s\n%stasks:\n  a:\n    run: \"true\"\n",
 		extra);
-	wf_diags d;
-	wf_diags_init(&d, "s.yaml");
-	wf_dag *dag = wf_dag_load_mem("s.yaml", src, strlen(src), &d);
-	if (dag == NULL)
-		ck_abort_msg("DAG does not load: %s\n%s",
-			d.n > 0 ? d.v[0].msg : "?", src);
-	wf_diags_fini(&d);
-	return dag;
+	return h_load(src);
 }
 
 // T reads an RFC 3339 time (UTC unless it has an offset).
