@@ -22,6 +22,14 @@
 // so that the ready queue's order (and other workers) decide.
 #define AHEAD_SHORT_MS 20.0
 #define EWMA_WEIGHT 0.2
+// A chain is sent this many steps ahead of the task that runs: with one,
+// the next step's assignment (a commit, then the reply) raced the task
+// before it and lost two times in three on a 3 ms task; with two, it has a
+// whole task's time to arrive. FOLLOW_PER_SLOT bounds what a worker holds
+// for others, well within what it accepts (WF_WORKER_HOLD_MAX_PER_SLOT,
+// counting the tasks held for a slot).
+#define FOLLOW_DEPTH 2
+#define FOLLOW_PER_SLOT 2
 // An assignment a worker's SYNC does not list is sent again only once it
 // is this old: younger ones are still on their way (the worker's poll and
 // report cross the answers that carry them).
@@ -637,6 +645,28 @@ may_follow(const worker *w, const wf_run *run, uint32_t p, uint32_t c)
 	return !names_tasks(run->dag, t);
 }
 
+// ahead_depth counts how many steps task I of RUN is sent ahead: 0 for a
+// task that runs (or none), 1 for one that follows a running task, 2 for
+// one that follows such a follower, and so on.
+static uint32_t
+ahead_depth(const wf_run *run, uint32_t i)
+{
+	uint32_t depth = 0;
+	while (wf_run_is_ahead(run, i) && depth <= FOLLOW_DEPTH) {
+		depth++;
+		// It follows its one parent that has not succeeded.
+		uint32_t np, next = UINT32_MAX;
+		const uint32_t *parents = wf_dag_parents(run->dag, i, &np);
+		for (uint32_t k = 0; k < np && next == UINT32_MAX; k++)
+			if (run->t[parents[k]].state == WF_TASK_RUNNING)
+				next = parents[k];
+		if (next == UINT32_MAX)
+			break;
+		i = next;
+	}
+	return depth;
+}
+
 // send_follower sends W, ahead, the best child of attempt PID (just given
 // to W, or just started there) that may follow it.
 static void
@@ -646,8 +676,9 @@ send_follower(wf_sched *s, worker *w, work_builder *b, wf_attempt_id pid,
 	wf_run *run = runs_find(s, pid.run);
 	if (run == NULL || run->state != WF_RUN_RUNNING ||
 		run->cancel_requested || pid.task >= run->dag->ntasks ||
-		wf_run_is_ahead(run, pid.task))
-		return; // one step ahead only
+		w->nfollow >= w->slots * FOLLOW_PER_SLOT ||
+		ahead_depth(run, pid.task) >= FOLLOW_DEPTH)
+		return;
 	dag_version *dv = run->owner;
 	uint32_t nc, best = UINT32_MAX;
 	const uint32_t *children = wf_dag_children(run->dag, pid.task, &nc);
@@ -700,8 +731,8 @@ fill_work(wf_sched *s, worker *w, work_builder *b)
 	}
 	if (!sends_ahead(s, w))
 		return;
-	uint32_t end = b->nassign;
-	for (uint32_t k = first; k < end; k++)
+	// Followers of followers too (b->nassign grows), up to FOLLOW_DEPTH.
+	for (uint32_t k = first; k < b->nassign; k++)
 		send_follower(s, w, b, b->assign[k].id, now);
 }
 
@@ -907,21 +938,34 @@ outputs_block(const wf_msg_result *r)
 	return b;
 }
 
-// follow_succeeded starts on W what was held there to follow attempt ID,
-// which succeeded (as the worker did when it ended), and sends ahead what
-// may follow that in turn.
-static void
-follow_succeeded(wf_sched *s, worker *w, work_builder *b, wf_attempt_id id)
+// held_after finds what W holds to follow attempt ID (one at most).
+static held_attempt *
+held_after(worker *w, wf_attempt_id id)
 {
 	for (uint32_t k = 0; k < w->nrunning; k++) {
 		held_attempt *h = &w->running[k];
-		if (!h->has_after || !wf_attempt_id_eq(h->after, id))
-			continue;
-		follow_now(w, h);
-		if (sends_ahead(s, w))
-			send_follower(s, w, b, h->id, wf_now_ms());
-		return; // one per attempt
+		if (h->has_after && wf_attempt_id_eq(h->after, id))
+			return h;
 	}
+	return NULL;
+}
+
+// follow_succeeded starts on W what was held there to follow attempt ID,
+// which succeeded (as the worker did when it ended), and extends the chain
+// behind it by one step.
+static void
+follow_succeeded(wf_sched *s, worker *w, work_builder *b, wf_attempt_id id)
+{
+	held_attempt *h = held_after(w, id);
+	if (h == NULL)
+		return;
+	follow_now(w, h);
+	if (!sends_ahead(s, w))
+		return;
+	wf_attempt_id tail = h->id;
+	for (held_attempt *f; (f = held_after(w, tail)) != NULL;)
+		tail = f->id;
+	send_follower(s, w, b, tail, wf_now_ms());
 }
 
 static void
@@ -1030,21 +1074,22 @@ dispatch_sync(wf_sched *s, wf_request *req, const wf_msg_sync *m)
 	work_builder b = {0};
 	if (m->nresults > 0) {
 		acks.acked = sched_calloc(m->nresults, sizeof(*acks.acked));
-		// Attempts sent ahead after the rest: the result of what they
-		// followed decides how theirs counts (run.h).
-		bool *later = sched_calloc(m->nresults, sizeof(*later));
+		// Attempts sent ahead after the rest, step by step down a
+		// chain: the result of what they followed decides how theirs
+		// counts (run.h).
+		uint32_t *depth = sched_calloc(m->nresults, sizeof(*depth));
 		for (uint32_t k = 0; k < m->nresults; k++) {
 			wf_attempt_id id = m->results[k].id;
 			wf_run *run = runs_find(s, id.run);
-			later[k] = run != NULL && id.task < run->dag->ntasks &&
-				wf_run_is_ahead(run, id.task);
+			if (run != NULL && id.task < run->dag->ntasks)
+				depth[k] = ahead_depth(run, id.task);
 		}
-		for (int pass = 0; pass < 2; pass++)
+		for (uint32_t pass = 0; pass <= FOLLOW_DEPTH + 1; pass++)
 			for (uint32_t k = 0; k < m->nresults; k++)
-				if (later[k] == (pass == 1))
+				if (depth[k] == pass)
 					apply_result(s, w, &b,
 						&m->results[k]);
-		free(later);
+		free(depth);
 		for (uint32_t k = 0; k < m->nresults; k++)
 			acks.acked[acks.nacked++] = m->results[k].id;
 	}

@@ -201,12 +201,16 @@ queue_task(wf_run *run, uint32_t i)
 		run->ops->ready(run->ops_arg, run, i);
 }
 
+static void withdraw_children(wf_run *run, uint32_t i);
+
 // withdraw undoes the sending ahead of task I (its parent did not succeed):
 // PENDING again, as if it had not been sent; its next attempt has the same
-// number (the worker dropped it without a trace, run.h).
+// number (the worker dropped it without a trace, run.h). What was sent
+// ahead to follow I goes with it (the worker drops the whole chain).
 static void
 withdraw(wf_run *run, uint32_t i)
 {
+	withdraw_children(run, i);
 	wf_tinst *ti = &run->t[i];
 	uint32_t attempt = ti->attempt;
 	ti->attempt--;

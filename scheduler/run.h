@@ -187,7 +187,9 @@ int64_t wf_run_retry_delay(const wf_task *t, uint32_t n);
 // if the parent ends otherwise, its attempt is withdrawn: the task is
 // PENDING again as if it had not been sent, and its next attempt has the
 // same number (the worker drops a withdrawn attempt without a trace, and
-// a result counts only from the worker the attempt was given to).
+// a result counts only from the worker the attempt was given to). The
+// parent may itself have been sent ahead (a chain): a withdrawal takes
+// along what was sent ahead of the withdrawn task.
 //
 // wf_run_sent_ahead records attempt t[i].attempt + 1 of PENDING task I as
 // sent to WORKER ahead of its parents. WF_ESTATE when the task is not

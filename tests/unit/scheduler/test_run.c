@@ -503,6 +503,41 @@ START_TEST(sent_ahead_follows_parent)
 	ck_assert_int_eq(t.nkilled, 2);
 	ck_assert_int_eq(run->state, WF_RUN_CANCELLED);
 	wf_run_free(run);
+
+	// A chain sent two steps ahead: the parent's success decides the
+	// first step only; its failure withdraws both, the deeper first.
+	run = start(dag, &t);
+	ck_assert_int_eq(wf_run_dispatched(run, a, "w", 1), WF_EOK);
+	ck_assert_int_eq(wf_run_sent_ahead(run, b, "w", 1), WF_EOK);
+	ck_assert_int_eq(wf_run_sent_ahead(run, c, "w", 1), WF_EOK);
+	ck_assert_int_eq(end_attempt(run, a, 1, NULL), WF_EOK);
+	ck_assert_int_eq(run->t[a].state, WF_TASK_RETRYING);
+	ck_assert_int_eq(run->t[b].state, WF_TASK_PENDING);
+	ck_assert_int_eq(run->t[c].state, WF_TASK_PENDING);
+	ck_assert_int_eq(t.nwithdrawn, 2);
+	ck_assert_uint_eq(t.withdrawn[0], c);
+	ck_assert_uint_eq(t.withdrawn[1], b);
+	ck_assert_uint_eq(run->t[c].attempt, 0);
+	wf_run_retry_due(run, a, 4000);
+	ck_assert_int_eq(wf_run_dispatched(run, a, "w", 5), WF_EOK);
+	ck_assert_int_eq(wf_run_sent_ahead(run, b, "w", 5), WF_EOK);
+	ck_assert_int_eq(wf_run_sent_ahead(run, c, "w", 5), WF_EOK);
+	ck_assert_int_eq(end_attempt(run, a, 0, NULL), WF_EOK);
+	ck_assert(!wf_run_is_ahead(run, b));
+	ck_assert(wf_run_is_ahead(run, c));
+	// The middle one fails: the last is withdrawn, then upstream_failed
+	// once the middle one has no retry left.
+	ck_assert_int_eq(end_attempt(run, b, 1, NULL), WF_EOK);
+	ck_assert_int_eq(run->t[c].state, WF_TASK_PENDING);
+	ck_assert_int_eq(t.nwithdrawn, 3);
+	wf_run_retry_due(run, b, 9000);
+	ck_assert_int_eq(wf_run_dispatched(run, b, "w", 9), WF_EOK);
+	ck_assert_int_eq(wf_run_sent_ahead(run, c, "w", 9), WF_EOK);
+	ck_assert_int_eq(end_attempt(run, b, 1, NULL), WF_EOK);
+	ck_assert_int_eq(run->t[b].state, WF_TASK_FAILED);
+	ck_assert_int_eq(run->t[c].state, WF_TASK_UPSTREAM_FAILED);
+	ck_assert_int_eq(run->state, WF_RUN_FAILED);
+	wf_run_free(run);
 	wf_dag_free(dag);
 }
 END_TEST
