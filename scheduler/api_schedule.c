@@ -179,7 +179,7 @@ call_backfill(wf_sched *s, wf_request *req, const wf_msg_call *c)
 	uint32_t n = 0, present = 0;
 	int64_t first = -1, last = -1;
 	wf_db_txn *txn = NULL;
-	if (wf_db_begin(s->db, false, &txn) != WF_EOK)
+	if (store_read(s, &txn) != WF_EOK)
 		txn = NULL;
 	for (int64_t t = schedule_next(dag, anchor, lo, from - 1);
 		t >= 0 && t <= hi; t = schedule_next(dag, anchor, lo, t)) {

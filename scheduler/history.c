@@ -163,16 +163,15 @@ history_sample(wf_sched *s, const wf_run *run, uint32_t i)
 static wf_err sweep(wf_sched *s, wf_db_txn *txn);
 
 wf_err
-history_flush(wf_sched *s, wf_db_txn *txn)
+history_apply_samples(const char *buf, size_t len, wf_db_txn *txn)
 {
-	struct history *h = hist_of(s);
 	// Read-modify-write inside the commit's transaction: samples of the
-	// same task in one iteration are folded in one after the other, and
-	// a commit that fails leaves the table as it was.
+	// same task in one batch are folded in one after the other, and a
+	// commit that fails leaves the table as it was.
 	// Runs of samples of one key (a matrix's expansions ending together)
 	// are folded in memory and written once.
-	for (size_t off = 0; off < h->len;) {
-		const uint8_t *p = (const uint8_t *)h->buf + off;
+	for (size_t off = 0; off < len;) {
+		const uint8_t *p = (const uint8_t *)buf + off;
 		size_t klen = (size_t)p[0] << 8 | p[1];
 		const char *key = (const char *)p + 2;
 		double avg = 0;
@@ -188,8 +187,8 @@ history_flush(wf_sched *s, wf_db_txn *txn)
 			avg = history_ewma(avg, n++,
 				(double)wf_get_be64(p + 2 + klen));
 			off += 2 + klen + 8;
-			p = (const uint8_t *)h->buf + off;
-		} while (off < h->len && ((size_t)p[0] << 8 | p[1]) == klen &&
+			p = (const uint8_t *)buf + off;
+		} while (off < len && ((size_t)p[0] << 8 | p[1]) == klen &&
 			memcmp(p + 2, key, klen) == 0);
 		uint8_t val[VALUE_LEN];
 		encode_value(val, avg, n);
@@ -197,9 +196,36 @@ history_flush(wf_sched *s, wf_db_txn *txn)
 		if (e != WF_EOK)
 			return e;
 	}
+	return WF_EOK;
+}
+
+void
+history_take_samples(wf_sched *s, char **buf, size_t *len, size_t *cap)
+{
+	struct history *h = hist_of(s);
+	if (h->len == 0)
+		return;
+	if (*len + h->len > *cap) {
+		*cap = *cap ? *cap : 4096;
+		while (*len + h->len > *cap)
+			*cap *= 2;
+		*buf = sched_realloc(*buf, *cap, 1);
+	}
+	memcpy(*buf + *len, h->buf, h->len);
+	*len += h->len;
+	h->len = 0;
+}
+
+static wf_err sweep(wf_sched *s, wf_db_txn *txn);
+
+wf_err
+history_flush(wf_sched *s, wf_db_txn *txn)
+{
+	struct history *h = hist_of(s);
+	wf_err e = history_apply_samples(h->buf, h->len, txn);
 	// After the samples: one of a task its DAG no longer has (a run of
 	// an older version) goes with the others.
-	return sweep(s, txn);
+	return e != WF_EOK ? e : sweep(s, txn);
 }
 
 // --- learning: group -> average, for one DAG -----------------------------------------
@@ -308,7 +334,7 @@ history_learn(wf_sched *s, dag_version *dv)
 		return;
 	memcpy(prefix, dag->name, plen); // with its \0
 	wf_db_txn *txn;
-	if (wf_db_begin(s->db, false, &txn) != WF_EOK)
+	if (store_read(s, &txn) != WF_EOK)
 		return; // keep the ranks it has: ordering is best effort
 	// Sized for one record per task: no rehashing on the way.
 	learned_set ls = {.plen = plen, .cap = 64};
@@ -597,6 +623,22 @@ history_sweep_pending(const wf_sched *s)
 	return s->history != NULL && s->history->ntodo > 0;
 }
 
+bool
+history_sweep_due(wf_sched *s)
+{
+	if (history_sweep_pending(s))
+		return true;
+	struct history *h = hist_of(s);
+	for (dag_entry *d = s->dags; d != NULL; d = d->next) {
+		if (!d->dirty)
+			continue;
+		const sweep_dag *sd = seen_find(h, d->name);
+		if (sd == NULL || sd->version != d->version)
+			return true;
+	}
+	return false;
+}
+
 void
 history_forget_dag(wf_sched *s, const char *name)
 {
@@ -632,7 +674,7 @@ void
 history_open(wf_sched *s)
 {
 	wf_db_txn *txn;
-	if (wf_db_begin(s->db, false, &txn) != WF_EOK)
+	if (store_read(s, &txn) != WF_EOK)
 		return; // best effort: found at the next start
 	orphan_scan os = {.s = s};
 	if (wf_db_iter(txn, T_DURATIONS, NULL, 0, false, orphan_cb, &os) !=

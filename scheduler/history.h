@@ -1,7 +1,7 @@
 // Learned task durations: what a task without `estimate` is expected to
 // take, from its earlier successful attempts (table `durations`), and the
 // longest-remaining-path ranks that order the ready queues. Private to
-// scheduler/; loop thread only.
+// scheduler/; loop thread only, but for history_apply_samples.
 #ifndef WF_SCHEDULER_HISTORY_H
 #define WF_SCHEDULER_HISTORY_H
 
@@ -47,6 +47,16 @@ wf_err history_flush(wf_sched *s, wf_db_txn *txn) WF_MUST_CHECK;
 // history_committed forgets the samples once their commit succeeded, and
 // notes what the sweep did.
 void history_committed(wf_sched *s);
+
+// The pipelined commit (commit.c) takes the samples out into its batch
+// (history_take_samples appends them to BUF, of LEN used and CAP bytes) and
+// folds them in on its thread (history_apply_samples: no scheduler state,
+// only TXN). It does so only while no sweep is due (history_sweep_due):
+// the sweep reads the registry, so its commits stay on the loop.
+void history_take_samples(wf_sched *s, char **buf, size_t *len, size_t *cap);
+wf_err history_apply_samples(const char *buf, size_t len, wf_db_txn *txn)
+	WF_MUST_CHECK;
+bool history_sweep_due(wf_sched *s);
 
 // history_learn recomputes DV's ranks from explicit estimates, else the
 // durations learned for its DAG, else HISTORY_DEFAULT_MS. Called when a

@@ -234,7 +234,7 @@ retention_open(wf_sched *s)
 	// Learned durations of DAGs that are gone are swept with the rest.
 	history_open(s);
 	wf_db_txn *txn;
-	wf_err e = wf_db_begin(s->db, false, &txn);
+	wf_err e = store_read(s, &txn);
 	if (e != WF_EOK) {
 		wf_log(WF_LOG_ERROR, "retention: cannot read the database: %s",
 			wf_strerror(e));

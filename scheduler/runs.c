@@ -64,13 +64,22 @@ op_finished(void *arg, wf_run *run)
 		run->count[WF_TASK_SKIPPED],
 		run->count[WF_TASK_UPSTREAM_FAILED],
 		run->count[WF_TASK_CANCELLED]);
-	// Freed after the commit that records the end (sched.c).
-	if (s->nfinished == s->capfinished) {
-		s->capfinished = s->capfinished ? s->capfinished * 2 : 8;
-		s->finished_runs = sched_realloc(s->finished_runs,
-			s->capfinished, sizeof(*s->finished_runs));
+	// Freed once the batch that records the end is durable (commit.c):
+	// the next one gathered. Listed once, however often it ends.
+	uint32_t k = 0;
+	while (k < s->nfinished && s->finished_runs[k].run != run)
+		k++;
+	if (k == s->nfinished) {
+		if (s->nfinished == s->capfinished) {
+			s->capfinished = s->capfinished ? s->capfinished * 2
+							: 8;
+			s->finished_runs = sched_realloc(s->finished_runs,
+				s->capfinished, sizeof(*s->finished_runs));
+		}
+		s->nfinished++;
 	}
-	s->finished_runs[s->nfinished++] = run;
+	s->finished_runs[k] = (finished_run){.run = run,
+		.need = s->commit_seq + 1};
 	api_status_wake(s, run);
 	retention_finished(s, run);
 	runs_start_queued(s, run->dag->name);

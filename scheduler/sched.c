@@ -330,33 +330,9 @@ on_request(void *arg, wf_request *req, const void *data, size_t len)
 	wf_msg_free(&m);
 }
 
-// release_finished frees runs that ended, once their end is committed
-// (unless a retry brought them back meanwhile).
-static void
-release_finished(wf_sched *s)
-{
-	for (uint32_t k = 0; k < s->nfinished; k++) {
-		wf_run *run = s->finished_runs[k];
-		if (!wf_run_state_final(run->state))
-			continue;
-		for (uint32_t j = 0; j < s->nruns; j++) {
-			if (s->runs[j] != run)
-				continue;
-			memmove(&s->runs[j], &s->runs[j + 1],
-				(s->nruns - j - 1) * sizeof(*s->runs));
-			s->nruns--;
-			break;
-		}
-		dispatch_forget_run(s, run);
-		dag_version *dv = run->owner;
-		wf_run_free(run);
-		registry_put(s, dv);
-	}
-	s->nfinished = 0;
-}
-
 // commit_cb runs at the end of every loop iteration: match ready tasks to
-// waiting workers, commit, then send the replies the commit covers.
+// waiting workers, then hand what changed to the commit (commit.c); the
+// replies go out when it is durable.
 static void
 commit_cb(uv_prepare_t *h)
 {
@@ -364,26 +340,14 @@ commit_cb(uv_prepare_t *h)
 	schedule_eval(s); // runs due at a fire time join this commit
 	if (s->need_dispatch && !s->closing)
 		dispatch_match(s);
-	if (store_flush(s) != WF_EOK) {
-		// Replies wait: nothing they announce is durable yet. Say
-		// plainly when the cause is a full disk.
-		(void)disk_full(s, s->store_error, sizeof(s->store_error));
-		return;
-	}
-	if (s->replies != NULL)
-		WF_FAULT("sched.before_reply");
-	while (s->replies != NULL) {
-		deferred *d = s->replies;
-		s->replies = d->next;
-		wf_request_reply(d->req, d->data, d->len);
-		free(d->data);
-		free(d);
-		if (s->replies == NULL)
-			WF_FAULT("sched.after_reply");
-	}
-	s->replies_tail = &s->replies;
-	if (s->nfinished > 0)
-		release_finished(s);
+	commit_pump(s, false);
+}
+
+void
+sched_note_disk_full(wf_sched *s)
+{
+	// Say plainly when the cause is a full disk.
+	(void)disk_full(s, s->store_error, sizeof(s->store_error));
 }
 
 static void
@@ -480,6 +444,7 @@ wf_sched_open(const wf_sched_opts *opts, wf_sched **out, char *err,
 		wf_sched_free(s);
 		return e;
 	}
+	commit_open(s);
 	uv_prepare_init(s->loop, &s->commit_handle);
 	s->commit_handle.data = s;
 	uv_prepare_start(&s->commit_handle, commit_cb);
@@ -553,7 +518,8 @@ wf_sched_close(wf_sched *s, void (*done)(void *arg), void *arg)
 	// What is decided is committed and its replies go out; held polls
 	// are dropped (workers poll again, elsewhere or later).
 	uv_prepare_stop(&s->commit_handle);
-	commit_cb(&s->commit_handle);
+	commit_pump(s, true);
+	commit_close(s);
 	// Replies a failed commit held back cannot be sent now.
 	while (s->replies != NULL) {
 		deferred *d = s->replies;

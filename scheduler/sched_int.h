@@ -139,6 +139,13 @@ typedef struct deferred {
 	struct deferred *next;
 } deferred;
 
+// A run that ended, freed once the batch that records its end (NEED, a
+// commit_seq) is durable.
+typedef struct finished_run {
+	wf_run *run;
+	uint64_t need;
+} finished_run;
+
 // A raw write to do in the next commit (DAG versions, names, counters).
 typedef struct pending_put {
 	unsigned table;
@@ -190,9 +197,12 @@ struct wf_sched {
 	bool need_dispatch;
 	bool store_failed;  // last commit failed (disk full): refuse new work
 	char store_error[256];
-	wf_run **finished_runs; // freed after the commit that records them
+	finished_run *finished_runs; // freed once their end is durable
 	struct status_waiter *status_waiters; // held `status` calls (api.c)
 	uint32_t nfinished, capfinished;
+	struct committer *committer; // the commit thread and its batches (commit.c)
+	uint64_t commit_seq;  // batches gathered so far
+	uint64_t durable_seq; // the last of them that is durable
 
 	uint64_t stale_results; // fenced results, for `weft workers`/logs
 	struct history *history;     // durations learned this iteration
@@ -212,6 +222,8 @@ struct wf_sched {
 void sched_handle_closed(wf_sched *s);
 // sched_defer queues a reply until after the next commit (takes DATA).
 void sched_defer(wf_sched *s, wf_request *req, char *data, size_t len);
+// sched_note_disk_full puts what a full disk means into store_error.
+void sched_note_disk_full(wf_sched *s);
 // sched_reply_error defers a REPLY with STATUS and a message.
 void sched_reply_error(wf_sched *s, wf_request *req, wf_err status,
 	const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -224,9 +236,57 @@ void store_put(wf_sched *s, unsigned table, const void *k, size_t klen,
 	const void *v, size_t vlen);
 void store_del(wf_sched *s, unsigned table, const void *k, size_t klen);
 void store_mark_run(wf_sched *s, wf_run *run, uint32_t task);
-// store_flush commits everything dirty in one transaction; on failure the
-// dirty sets stay for the next try.
+// store_flush commits, on the loop, a batch whose commit failed and
+// everything dirty, with the sweep of learned durations and the pruning,
+// in one transaction; on failure all of it stays for the next try.
 wf_err store_flush(wf_sched *s) WF_MUST_CHECK;
+// What one commit writes goes to a sink: the transaction, or a batch.
+typedef wf_err (*store_sink_fn)(void *arg, unsigned table, const void *k,
+	size_t klen, const void *v, size_t vlen, bool del);
+// store_gather writes everything dirty to SINK and, if that worked,
+// forgets it (the batch owns it now).
+wf_err store_gather(wf_sched *s, store_sink_fn sink, void *arg)
+	WF_MUST_CHECK;
+// store_dirty: anything to commit; store_dirty_tasks: how many task
+// records.
+bool store_dirty(const wf_sched *s);
+uint64_t store_dirty_tasks(const wf_sched *s);
+// store_failed notes (and logs, once) that a commit failed with E: new
+// work is refused meanwhile; store_recovered, that one succeeded.
+void store_failed(wf_sched *s, wf_err e);
+void store_recovered(wf_sched *s);
+// store_read begins a read-only transaction that sees every batch gathered
+// so far that did not fail (it waits for the one in flight).
+wf_err store_read(wf_sched *s, wf_db_txn **txn) WF_MUST_CHECK;
+
+// --- commit.c ---
+// The pipelined group commit: what the loop iterations changed is gathered
+// into a batch that a thread of its own commits; its replies go out once
+// it is durable.
+typedef struct committer committer;
+// commit_open starts the committer thread (after recovery); commit_close
+// waits for the batch in flight and stops it.
+void commit_open(wf_sched *s);
+void commit_close(wf_sched *s);
+// commit_pump, at the end of each loop iteration: handles a finished
+// batch, then gathers and hands over the next, or commits on the loop when
+// the commit must read the scheduler's state (store_flush) or FORCE.
+void commit_pump(wf_sched *s, bool force);
+// commit_wait waits until no batch is in flight (its result is handled by
+// the next commit_pump); commit_settle also handles it (its replies go out
+// or it is retained).
+void commit_wait(wf_sched *s);
+void commit_settle(wf_sched *s);
+// commit_retained: a batch whose commit failed waits to be committed again
+// (with what changed since); commit_apply_retained writes it to TXN.
+bool commit_retained(const wf_sched *s);
+wf_err commit_apply_retained(wf_sched *s, wf_db_txn *txn) WF_MUST_CHECK;
+// commit_retained_committed: store_flush committed it; its replies go out.
+void commit_retained_committed(wf_sched *s);
+// commit_pending_get finds the value of a raw write to TABLE/K gathered
+// but not committed yet (or still queued); false if there is none.
+bool commit_pending_get(wf_sched *s, unsigned table, const void *k,
+	size_t klen, const void **v, size_t *vlen);
 wf_err store_recover(wf_sched *s, char *err, size_t errlen) WF_MUST_CHECK;
 // store_load_run reads a run (finished or not) into a new wf_run without
 // ops; *out NULL when there is no such run.

@@ -277,19 +277,19 @@ slot_key(uint8_t *key, size_t cap, const char *name, int64_t logical_ms)
 	return n + 9;
 }
 
-// slot_serial finds the run of a fire time, committed or in this
-// iteration's writes; 0 none.
+// slot_serial finds the run of a fire time, committed or still to be;
+// 0 none.
 static uint64_t
 slot_serial(wf_sched *s, wf_db_txn *txn, const char *name, int64_t logical_ms)
 {
 	uint8_t key[WF_DAG_NAME_MAX + 16];
 	size_t klen = slot_key(key, sizeof(key), name, logical_ms);
-	for (pending_put *p = s->puts; p != NULL; p = p->next)
-		if (p->table == T_SLOTS && !p->del && p->klen == klen &&
-			p->vlen == 8 && memcmp(p->key, key, klen) == 0)
-			return wf_get_be64((const uint8_t *)p->val);
+	const void *pv;
+	size_t pvlen;
+	if (commit_pending_get(s, T_SLOTS, key, klen, &pv, &pvlen))
+		return pvlen == 8 ? wf_get_be64(pv) : 0;
 	bool own = txn == NULL;
-	if (own && wf_db_begin(s->db, false, &txn) != WF_EOK)
+	if (own && store_read(s, &txn) != WF_EOK)
 		return 0;
 	const void *v;
 	size_t vlen;
@@ -358,7 +358,7 @@ schedule_start(wf_sched *s)
 	// The recovered runs that belong to a fire time count against their
 	// DAG's window again.
 	wf_db_txn *txn;
-	if (s->nruns > 0 && wf_db_begin(s->db, false, &txn) == WF_EOK) {
+	if (s->nruns > 0 && store_read(s, &txn) == WF_EOK) {
 		for (uint32_t k = 0; k < s->nruns; k++) {
 			wf_run *run = s->runs[k];
 			dag_entry *d = registry_find(s, run->dag->name);
@@ -405,7 +405,7 @@ create_slot(void *arg, int64_t logical_ms)
 	slot_ctx *c = arg;
 	wf_sched *s = c->s;
 	dag_entry *d = c->d;
-	if (c->txn == NULL && wf_db_begin(s->db, false, &c->txn) != WF_EOK) {
+	if (c->txn == NULL && store_read(s, &c->txn) != WF_EOK) {
 		c->txn = NULL;
 		c->failed = true;
 		return SLOT_FAILED;

@@ -332,24 +332,27 @@ decode_task(const void *v, size_t len, wf_tinst *ti, uint32_t ntasks_states)
 // --- flush (group commit) ----------------------------------------------------------
 
 static wf_err
-flush_once(wf_sched *s)
+txn_sink(void *arg, unsigned table, const void *k, size_t klen,
+	const void *v, size_t vlen, bool del)
 {
-	wf_db_txn *txn;
-	wf_err e = wf_db_begin(s->db, true, &txn);
-	if (e != WF_EOK)
-		return e;
+	wf_db_txn *txn = arg;
+	if (!del)
+		return wf_db_put(txn, table, k, klen, v, vlen);
+	wf_err e = wf_db_del(txn, table, k, klen);
+	return e == WF_ENOTFOUND ? WF_EOK : e;
+}
+
+// encode_dirty writes the raw writes queued since the last gather and the
+// records of every dirty DAG, run and task to SINK, in that order.
+static wf_err
+encode_dirty(wf_sched *s, store_sink_fn sink, void *arg)
+{
+	wf_err e = WF_EOK;
+	for (pending_put *p = s->puts; p != NULL && e == WF_EOK; p = p->next)
+		e = sink(arg, p->table, p->key, p->klen, p->val, p->vlen,
+			p->del);
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
-	for (pending_put *p = s->puts; p != NULL && e == WF_EOK; p = p->next) {
-		if (p->del) {
-			e = wf_db_del(txn, p->table, p->key, p->klen);
-			if (e == WF_ENOTFOUND)
-				e = WF_EOK;
-		} else {
-			e = wf_db_put(txn, p->table, p->key, p->klen, p->val,
-				p->vlen);
-		}
-	}
 	for (dag_entry *d = s->dags; d != NULL && e == WF_EOK; d = d->next) {
 		if (!d->dirty)
 			continue;
@@ -357,8 +360,8 @@ flush_once(wf_sched *s)
 		msgpack_packer pk;
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 		store_pack_dag(&pk, d);
-		e = wf_db_put(txn, T_DAGS, d->name, strlen(d->name), sb.data,
-			sb.size);
+		e = sink(arg, T_DAGS, d->name, strlen(d->name), sb.data,
+			sb.size, false);
 	}
 	for (uint32_t r = 0; r < s->ndirty_runs && e == WF_EOK; r++) {
 		wf_run *run = s->dirty_runs[r];
@@ -367,14 +370,10 @@ flush_once(wf_sched *s)
 		if (run->dirty) {
 			msgpack_sbuffer_clear(&sb);
 			encode_run(&sb, run);
-			e = wf_db_put(txn, T_RUNS, key, 8, sb.data, sb.size);
-			if (e == WF_EOK && wf_run_state_final(run->state)) {
-				e = wf_db_del(txn, T_ACTIVE, key, 8);
-				if (e == WF_ENOTFOUND)
-					e = WF_EOK;
-			} else if (e == WF_EOK) {
-				e = wf_db_put(txn, T_ACTIVE, key, 8, "", 0);
-			}
+			e = sink(arg, T_RUNS, key, 8, sb.data, sb.size, false);
+			if (e == WF_EOK)
+				e = sink(arg, T_ACTIVE, key, 8, "", 0,
+					wf_run_state_final(run->state));
 		}
 		for (uint32_t k = 0; k < s->ndirty_tasks[r] && e == WF_EOK;
 			k++) {
@@ -382,10 +381,26 @@ flush_once(wf_sched *s)
 			wf_be32(key + 8, i);
 			msgpack_sbuffer_clear(&sb);
 			encode_task(&sb, &run->t[i]);
-			e = wf_db_put(txn, T_TASKS, key, 12, sb.data, sb.size);
+			e = sink(arg, T_TASKS, key, 12, sb.data, sb.size, false);
 		}
 	}
 	msgpack_sbuffer_destroy(&sb);
+	return e;
+}
+
+// flush_once commits, on the loop, a batch the committer could not
+// (commit_retained: one whose commit failed), then everything dirty, the
+// learned durations and the pruning.
+static wf_err
+flush_once(wf_sched *s)
+{
+	wf_db_txn *txn;
+	wf_err e = wf_db_begin(s->db, true, &txn);
+	if (e != WF_EOK)
+		return e;
+	e = commit_apply_retained(s, txn);
+	if (e == WF_EOK)
+		e = encode_dirty(s, txn_sink, txn);
 	// Learned durations and pruning ride along (history.c, retention.c).
 	if (e == WF_EOK)
 		e = history_flush(s, txn);
@@ -398,6 +413,7 @@ flush_once(wf_sched *s)
 	return wf_db_commit(txn);
 }
 
+// clear_dirty forgets what is dirty: it is committed, or encoded in a batch.
 static void
 clear_dirty(wf_sched *s)
 {
@@ -420,51 +436,101 @@ clear_dirty(wf_sched *s)
 		free(s->dirty_tasks[r]);
 	}
 	s->ndirty_runs = 0;
-	history_committed(s);
-	retention_committed(s);
+}
+
+bool
+store_dirty(const wf_sched *s)
+{
+	if (s->puts != NULL || s->ndirty_runs > 0)
+		return true;
+	for (const dag_entry *d = s->dags; d != NULL; d = d->next)
+		if (d->dirty)
+			return true;
+	return false;
+}
+
+uint64_t
+store_dirty_tasks(const wf_sched *s)
+{
+	uint64_t n = 0;
+	for (uint32_t r = 0; r < s->ndirty_runs; r++)
+		n += s->ndirty_tasks[r];
+	return n;
+}
+
+wf_err
+store_gather(wf_sched *s, store_sink_fn sink, void *arg)
+{
+	wf_err e = encode_dirty(s, sink, arg);
+	if (e == WF_EOK)
+		clear_dirty(s);
+	return e;
 }
 
 wf_err
 store_flush(wf_sched *s)
 {
-	bool any = s->puts != NULL || s->ndirty_runs > 0 ||
-		retention_pending(s);
-	for (dag_entry *d = s->dags; d != NULL && !any; d = d->next)
-		any = d->dirty;
-	if (!any)
+	// After the batch in flight, and with the one that failed.
+	commit_settle(s);
+	if (!store_dirty(s) && !retention_pending(s) && !commit_retained(s))
 		return WF_EOK;
 	WF_FAULT("store.before_commit");
+	s->commit_seq++;
 	wf_err e = flush_once(s);
 	// A full map was grown by wf_db: the same writes fit now.
 	for (int tries = 0; e == WF_EMAPFULL && tries < 8; tries++)
 		e = flush_once(s);
 	if (e != WF_EOK) {
-		// wf_db says more when the map could not grow.
-		const char *more = wf_db_errmsg(s->db);
-		if (!s->store_failed)
-			wf_log(WF_LOG_ERROR,
-				"commit failed: %s%s%s; refusing new work until "
-				"the disk takes writes again", wf_strerror(e),
-				more[0] ? ": " : "", more);
-		s->store_failed = true;
-		snprintf(s->store_error, sizeof(s->store_error),
-			"the scheduler cannot write its database (%s%s%s); "
-			"new submissions and triggers are refused until it can",
-			wf_strerror(e), more[0] ? ": " : "", more);
+		store_failed(s, e);
 		return e;
 	}
 	WF_FAULT("store.after_commit");
-	if (s->store_failed) {
-		wf_log(WF_LOG_INFO, "database writable again");
-		s->need_dispatch = true; // nothing was assigned meanwhile
-	}
-	s->store_failed = false;
+	store_recovered(s);
+	s->durable_seq = s->commit_seq;
 	clear_dirty(s);
+	history_committed(s);
+	retention_committed(s);
+	commit_retained_committed(s);
 	wf_err g = wf_db_grow_if_needed(s->db);
 	if (g != WF_EOK)
 		wf_log(WF_LOG_WARN, "cannot grow the database map: %s",
 			wf_strerror(g));
 	return WF_EOK;
+}
+
+void
+store_failed(wf_sched *s, wf_err e)
+{
+	// wf_db says more when the map could not grow.
+	const char *more = wf_db_errmsg(s->db);
+	if (!s->store_failed)
+		wf_log(WF_LOG_ERROR,
+			"commit failed: %s%s%s; refusing new work until "
+			"the disk takes writes again", wf_strerror(e),
+			more[0] ? ": " : "", more);
+	s->store_failed = true;
+	snprintf(s->store_error, sizeof(s->store_error),
+		"the scheduler cannot write its database (%s%s%s); "
+		"new submissions and triggers are refused until it can",
+		wf_strerror(e), more[0] ? ": " : "", more);
+}
+
+void
+store_recovered(wf_sched *s)
+{
+	if (s->store_failed) {
+		wf_log(WF_LOG_INFO, "database writable again");
+		s->need_dispatch = true; // nothing was assigned meanwhile
+	}
+	s->store_failed = false;
+}
+
+wf_err
+store_read(wf_sched *s, wf_db_txn **txn)
+{
+	// What a batch in flight writes is visible once it is committed.
+	commit_wait(s);
+	return wf_db_begin(s->db, false, txn);
 }
 
 // --- reading ------------------------------------------------------------------------
@@ -478,7 +544,7 @@ store_get_version(wf_sched *s, const char *name, uint32_t version,
 	memcpy(key, name, nlen);
 	wf_be32((uint8_t *)key + nlen + 1, version);
 	wf_db_txn *txn;
-	wf_err e = wf_db_begin(s->db, false, &txn);
+	wf_err e = store_read(s, &txn);
 	if (e == WF_EOK) {
 		const void *v;
 		size_t vlen;
@@ -501,7 +567,7 @@ wf_err
 store_find_run(wf_sched *s, const char *name, uint64_t *serial)
 {
 	wf_db_txn *txn;
-	wf_err e = wf_db_begin(s->db, false, &txn);
+	wf_err e = store_read(s, &txn);
 	if (e != WF_EOK)
 		return e;
 	const void *v;
@@ -636,7 +702,7 @@ store_load_run(wf_sched *s, uint64_t serial, wf_run **out)
 {
 	*out = NULL;
 	wf_db_txn *txn;
-	wf_err e = wf_db_begin(s->db, false, &txn);
+	wf_err e = store_read(s, &txn);
 	if (e != WF_EOK)
 		return e;
 	e = load_run(s, txn, serial, out);
@@ -652,7 +718,7 @@ wf_err
 store_run_state(wf_sched *s, uint64_t serial, wf_run_state *out)
 {
 	wf_db_txn *txn;
-	wf_err e = wf_db_begin(s->db, false, &txn);
+	wf_err e = store_read(s, &txn);
 	if (e != WF_EOK)
 		return e;
 	uint8_t key[8];
@@ -697,7 +763,7 @@ wf_err
 store_list_runs(wf_sched *s, store_run_cb cb, void *arg)
 {
 	wf_db_txn *txn;
-	wf_err e = wf_db_begin(s->db, false, &txn);
+	wf_err e = store_read(s, &txn);
 	if (e != WF_EOK)
 		return e;
 	list_ctx c = {.cb = cb, .arg = arg};
@@ -786,7 +852,7 @@ wf_err
 store_recover(wf_sched *s, char *err, size_t errlen)
 {
 	wf_db_txn *txn;
-	wf_err e = wf_db_begin(s->db, false, &txn);
+	wf_err e = store_read(s, &txn);
 	if (e != WF_EOK) {
 		snprintf(err, errlen, "cannot read the database: %s",
 			wf_strerror(e));
