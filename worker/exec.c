@@ -1,9 +1,8 @@
-// Task attempts as child processes: posix_spawn into a new process group,
+// Task attempts as child processes: vfork and exec into a new process group,
 // reaping by pid on SIGCHLD, timeouts and kills that escalate from SIGTERM
 // to SIGKILL on the whole group. See worker/exec.h for the contract.
 
-// For posix_spawn_file_actions_addchdir_np and _addclosefrom_np (glibc
-// 2.29 and 2.34), declared only under _GNU_SOURCE.
+// For close_range (glibc 2.34), declared only under _GNU_SOURCE.
 #define _GNU_SOURCE
 #include "worker/exec.h"
 
@@ -12,7 +11,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
-#include <spawn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +38,9 @@ struct wf_exec {
 		char found[PATH_MAX];
 		bool valid;
 	} last;
+	int sigs[NSIG]; // what the child resets (caught_signals)
+	unsigned nsigs;
+	unsigned long nspawns;
 };
 
 struct wf_proc {
@@ -424,6 +426,106 @@ wf_exec_direct_argv(const char *cmd)
 	return argv;
 }
 
+// --- launching -------------------------------------------------------------
+
+// What the child does between vfork and execve, all decided beforehand:
+// it shares our memory and may only make system calls.
+typedef struct child_plan {
+	const char *prog;
+	char *const *argv, *const *envp;
+	int log_fd;          // becomes stdout and stderr
+	const char *workdir; // NULL: ours
+	const int *sigs;     // signals to reset to SIG_DFL (caught or ignored)
+	unsigned nsigs;
+	volatile int err;    // the errno of the step that failed, if any
+} child_plan;
+
+// child_exec runs in the child of vfork: new process group, stdin from
+// /dev/null, stdout and stderr to the log, no other descriptor, the
+// workdir, default signal handling and an empty mask, then the program.
+// The task must start clean: libuv and NNG catch or ignore signals here
+// (an ignored SIGPIPE would be inherited by the task).
+__attribute__((noinline, noreturn)) static void
+child_exec(child_plan *c)
+{
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof dfl);
+	dfl.sa_handler = SIG_DFL;
+	for (unsigned k = 0; k < c->nsigs; k++)
+		(void)sigaction(c->sigs[k], &dfl, NULL);
+	int fd = c->log_fd, nul;
+	// Order matters if FD is 0, 1 or 2 (the worker's stdio closed): copy
+	// it to 1 and 2 before /dev/null takes 0. dup2 onto itself keeps
+	// close-on-exec: clear it.
+	if (setpgid(0, 0) != 0 ||
+		(fd == 1 ? fcntl(1, F_SETFD, 0) : dup2(fd, 1)) < 0 ||
+		(fd == 2 ? fcntl(2, F_SETFD, 0) : dup2(fd, 2)) < 0 ||
+		(nul = open("/dev/null", O_RDONLY)) < 0 ||
+		(nul != 0 && (dup2(nul, 0) < 0 || close(nul) != 0)) ||
+		// Our descriptors are all close-on-exec, but a library's may
+		// not be (a leaked socket would keep a connection open).
+		close_range(3, ~0U, 0) != 0 ||
+		(c->workdir != NULL && chdir(c->workdir) != 0))
+		goto fail;
+	sigset_t none;
+	sigemptyset(&none);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) != 0)
+		goto fail;
+	execve(c->prog, c->argv, c->envp);
+fail:
+	c->err = errno;
+	_exit(127);
+}
+
+// caught_signals lists the signals whose handling the child must reset:
+// those we catch or ignore. Looked up again now and then (a library may
+// set one up later), not at every spawn: that is 64 system calls.
+static void
+caught_signals(wf_exec *e)
+{
+	if (e->nspawns++ % 256 != 0)
+		return;
+	e->nsigs = 0;
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+		if (sig == SIGKILL || sig == SIGSTOP ||
+			sigaction(sig, NULL, &sa) != 0)
+			continue;
+		if (sa.sa_handler != SIG_DFL)
+			e->sigs[e->nsigs++] = sig;
+	}
+}
+
+// launch starts PLAN's program; 0 and *PID, or the errno of what failed.
+// vfork rather than posix_spawn: glibc's maps and unmaps a stack for every
+// child (the unmap interrupts every CPU this process ran on: expensive on
+// a VM) and resets all 64 signals one system call each while we wait.
+// Signals stay blocked here until the child has its own handling.
+static int
+launch(wf_exec *e, child_plan *plan, pid_t *pid)
+{
+	caught_signals(e);
+	plan->sigs = e->sigs;
+	plan->nsigs = e->nsigs;
+	plan->err = 0;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	pid_t child = vfork();
+	if (child == 0)
+		child_exec(plan);
+	int rc = child < 0 ? errno : 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc == 0 && plan->err != 0) {
+		rc = plan->err;
+		while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (rc == 0)
+		*pid = child;
+	return rc;
+}
+
 // spawn starts the child. On failure it writes the reason to P's result
 // and returns false.
 static bool
@@ -474,51 +576,22 @@ spawn(wf_proc *p, const wf_exec_spec *s)
 		return false;
 	}
 
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	WF_ASSERT(posix_spawn_file_actions_init(&fa) == 0);
-	WF_ASSERT(posix_spawnattr_init(&at) == 0);
-	// Order matters if FD is 0, 1 or 2 (the worker's stdio closed): copy
-	// it to 1 and 2 before /dev/null takes 0. A dup2 onto itself clears
-	// close-on-exec (POSIX 2008 TC2, glibc >= 2.29).
-	WF_ASSERT(posix_spawn_file_actions_adddup2(&fa, fd, 1) == 0);
-	WF_ASSERT(posix_spawn_file_actions_adddup2(&fa, fd, 2) == 0);
-	WF_ASSERT(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null",
-		O_RDONLY, 0) == 0);
-	// Our descriptors are all close-on-exec, but a library's may not be
-	// (a leaked socket would keep a connection open for a task's life).
-	WF_ASSERT(posix_spawn_file_actions_addclosefrom_np(&fa, 3) == 0);
-	if (s->workdir != NULL)
-		WF_ASSERT(posix_spawn_file_actions_addchdir_np(&fa,
-			s->workdir) == 0);
-
-	// The child leads its own group, so one kill(-pid) reaches all it
-	// starts. libuv and nng block or catch signals in the worker; the
-	// task starts clean (an ignored SIGPIPE would otherwise be inherited).
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	WF_ASSERT(posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP
-		| POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) == 0);
-	WF_ASSERT(posix_spawnattr_setpgroup(&at, 0) == 0);
-	WF_ASSERT(posix_spawnattr_setsigmask(&at, &none) == 0);
-	WF_ASSERT(posix_spawnattr_setsigdefault(&at, &all) == 0);
-
+	child_plan plan = {
+		.prog = prog,
+		.argv = (char *const *)argv,
+		.envp = (char *const *)s->envp,
+		.log_fd = fd,
+		.workdir = s->workdir,
+	};
 	pid_t pid = 0;
-	// glibc reports failures of the file actions and of execve as the
-	// return value (the child shares our memory until it execs).
-	rc = posix_spawn(&pid, prog, &fa, &at, (char *const *)argv,
-		(char *const *)s->envp);
+	rc = launch(p->e, &plan, &pid);
 	if (rc == ENOEXEC && argv == (const char *const *)words) {
 		// A script without a #! line: the shell runs it as a shell
 		// script, so `sh -c` would have; so do we.
 		strcpy(prog, "/bin/sh");
-		argv = shargv;
-		rc = posix_spawn(&pid, prog, &fa, &at, (char *const *)argv,
-			(char *const *)s->envp);
+		plan.argv = (char *const *)shargv;
+		rc = launch(p->e, &plan, &pid);
 	}
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
 	close(fd);
 	if (rc != 0) {
 		int wrc;

@@ -1,5 +1,5 @@
-// Running one task attempt as a child process: spawned with posix_spawn
-// (vfork-style: the cost does not grow with the worker's memory) into its
+// Running one task attempt as a child process: started with vfork and
+// execve (the cost does not grow with the worker's memory) into its
 // own process group, stdout and stderr appended to a log file, a timeout
 // that sends SIGTERM to the group and SIGKILL after a grace period, and
 // reaping through SIGCHLD on the libuv loop (never a blocking wait).

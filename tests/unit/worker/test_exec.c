@@ -406,9 +406,9 @@ START_TEST(clean_child)
 		NULL};
 	done d = run((wf_exec_spec){.argv = argv});
 	ck_assert_int_eq(d.r.exit_code, 0);
-	// glibc's posix_spawn leaves its two internal signals (32, 33: bits
-	// 31 and 32) ignored; sigfillset cannot name them. A glibc program
-	// installs its own handlers for them when it needs them.
+	// glibc's two internal signals (32, 33: bits 31 and 32) are not
+	// ours to reset (sigaction refuses them); a glibc program installs
+	// its own handlers for them when it needs them.
 	unsigned long long blk = 1, ign = 1;
 	char *log = slurp(logp);
 	ck_assert_int_eq(sscanf(log, "SigBlk:\t%llx\nSigIgn:\t%llx", &blk,
@@ -527,8 +527,8 @@ read_pids(const char *file, pid_t *pids, int n)
 }
 
 // cmdline_of: /proc/PID/cmdline with the NULs turned into spaces. Read
-// until it is there: the kernel wakes posix_spawn's caller while the exec
-// is still setting up the new program's arguments.
+// until it is there: the kernel wakes vfork's caller while the exec is
+// still setting up the new program's arguments.
 static void
 cmdline_of(pid_t pid, char *buf, size_t len)
 {
@@ -550,7 +550,7 @@ cmdline_of(pid_t pid, char *buf, size_t len)
 }
 
 // started_as: the command line of SHELL's process right after
-// wf_exec_start returned (posix_spawn returns once the exec is done), then
+// wf_exec_start returned (vfork returns once the exec is done), then
 // the process is killed.
 static void
 started_as(const char *shell, char *buf, size_t len)
