@@ -565,8 +565,10 @@ launch(wf_attempt *a, const wf_msg_assign *as)
 	// $WEFT_OUTPUT is created by the task if it writes any (a missing
 	// file means no outputs); one left by an attempt of the same id (a
 	// scheduler that crashed before recording it) must not count.
-	int rc = wf_spool_mkdirs(a->dir);
-	if (rc == 0)
+	// The run's directory mostly exists (it serves all its attempts):
+	// made only when the log cannot be created without it.
+	int rc = wf_spool_create(a->log_path);
+	if (rc == ENOENT && (rc = wf_spool_mkdirs(a->dir)) == 0)
 		rc = wf_spool_create(a->log_path);
 	if (rc == 0 && unlink(a->out_path) != 0 && errno != ENOENT)
 		rc = errno;
