@@ -72,6 +72,8 @@ embed_main(void *arg)
 		// Reading a dir (no worker) deletes nothing; `weft run` keeps
 		// the daemon's default number of runs.
 		.keep_runs = e->slots > 0 ? 0 : WF_SCHED_KEEP_ALL,
+		// The worker shares this loop: it must not wait for the disk.
+		.commit_thread = e->slots > 0,
 	};
 	wf_err err = wf_sched_open(&so, &e->sched, e->err, sizeof(e->err));
 	if (err == WF_EOK && e->slots > 0) {

@@ -10,11 +10,16 @@
 // first, with what changed since (so that no later change is ever durable
 // without an earlier one).
 //
-// Two kinds of commit stay on the loop (store_flush): those that must read
-// the scheduler's state inside the transaction (the sweep of learned
-// durations, the pruning of old runs: rare), and the last one at close.
-// A very large batch (a million-task run created) also commits on the
-// loop: it would double its memory as a copy.
+// Only a scheduler that shares its loop with a worker (`weft run`) has the
+// thread (wf_sched_opts.commit_thread): a daemon's loop only serves
+// requests, and blocking on the commit lets the requests that arrive
+// meanwhile fill the next batch (8 x 256 simulated slots: 89k completions/s
+// that way, 60-66k with the thread). Even with the thread, some commits
+// stay on the loop (store_flush): those that must read the scheduler's
+// state inside the transaction (the sweep of learned durations, the
+// pruning of old runs: rare), and the last one at close. A very large
+// batch (a million-task run created) also commits on the loop: it would
+// double its memory as a copy.
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -472,6 +477,8 @@ commit_open(wf_sched *s)
 	uv_async_init(s->loop, &c->done_async, done_async_cb);
 	c->done_async.data = s;
 	s->committer = c;
+	if (!s->opts.commit_thread)
+		return; // every commit on the loop (sched.h)
 	c->threaded = pthread_create(&c->thread, NULL, committer_main, c) == 0;
 	if (!c->threaded)
 		wf_log(WF_LOG_WARN, "no thread for commits: committing on "

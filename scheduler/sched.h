@@ -35,6 +35,12 @@ typedef struct wf_sched_opts {
 	// limit), and the age past which a finished run goes (0: none).
 	uint32_t keep_runs;
 	int64_t keep_ms;
+	// Commit on a thread of its own while the loop goes on (commit.c):
+	// for a scheduler whose loop also runs a worker (`weft run`), which
+	// must not wait for the disk to reap and spawn. A daemon commits on
+	// its loop: the requests that arrive meanwhile make the next batch
+	// bigger, which serves many workers better (bench/README.md).
+	bool commit_thread;
 } wf_sched_opts;
 
 #define WF_SCHED_KEEP_RUNS 1000

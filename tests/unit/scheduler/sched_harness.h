@@ -21,6 +21,7 @@ typedef struct harness {
 	// Retention options for the next h_open (0 for each: the defaults).
 	uint32_t keep;
 	int64_t keep_ms;
+	bool commit_thread; // as `weft run` commits (scheduler/commit.c)
 } harness;
 
 // h_load parses SRC, failing the test with the first problem when it does
@@ -55,6 +56,7 @@ h_open(harness *h, bool fresh)
 		.listen_url = url,
 		.keep_runs = h->keep,
 		.keep_ms = h->keep_ms,
+		.commit_thread = h->commit_thread,
 	};
 	char err[256];
 	ck_assert_msg(wf_sched_open(&o, &h->s, err, sizeof(err)) == WF_EOK,

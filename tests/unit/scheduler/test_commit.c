@@ -17,7 +17,7 @@ settle(harness *h)
 
 START_TEST(batches_are_what_reads_see)
 {
-	harness h = {0};
+	harness h = {.commit_thread = true};
 	h_open(&h, true);
 	h_submit(&h, DAG);
 	uint32_t before = h_count(&h, T_RUNS, NULL, 0);
@@ -54,7 +54,7 @@ END_TEST
 
 START_TEST(slot_found_while_in_flight)
 {
-	harness h = {0};
+	harness h = {.commit_thread = true};
 	h_open(&h, true);
 	h_submit(&h, DAG);
 	uint8_t key[64], be[8];
@@ -78,7 +78,7 @@ END_TEST
 
 START_TEST(close_commits_what_is_pending)
 {
-	harness h = {0};
+	harness h = {.commit_thread = true};
 	h_open(&h, true);
 	h_submit(&h, DAG);
 	wf_run *run = h_create(&h, "pipe");
