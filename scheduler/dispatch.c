@@ -714,7 +714,7 @@ fill_work(wf_sched *s, worker *w, work_builder *b)
 {
 	// While commits fail, WORK replies wait; the worker's call may time
 	// out meanwhile and an assignment in it would be lost.
-	if (w->state != W_READY || s->store_failed)
+	if (w->state != W_READY || s->store_failed || w->refusing)
 		return;
 	wf_run *run;
 	uint32_t i;
@@ -1071,6 +1071,7 @@ dispatch_sync(wf_sched *s, wf_request *req, const wf_msg_sync *m)
 			.id = l->id, .offset = upto};
 	}
 	w->ahead = m->ahead;
+	w->refusing = m->free_slots == 0 && m->nrunning < w->slots;
 	work_builder b = {0};
 	if (m->nresults > 0) {
 		acks.acked = sched_calloc(m->nresults, sizeof(*acks.acked));

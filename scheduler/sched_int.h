@@ -122,6 +122,10 @@ typedef struct worker {
 	uint32_t nrunning, caprunning;
 	uint32_t nfollow;      // of those, held for another (has_after)
 	uint32_t ahead;        // how many it holds ahead of a slot (SYNC)
+	// Its last SYNC offered no free slot while it ran fewer than it has:
+	// it takes no work for now (its spool cannot be written) and would
+	// hand back anything sent, each a lost attempt.
+	bool refusing;
 	double ewma_ms;        // recent attempts' duration; < 0 none yet
 	wf_attempt_id *cancels; // to send with the next WORK
 	uint32_t ncancels, capcancels;

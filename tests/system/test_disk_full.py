@@ -147,3 +147,49 @@ def test_full_disk_refuses_new_work_and_recovers(cluster, tmp_path,
     again = cluster.weft("trigger", "other", check=0).stdout.strip()
     assert cluster.wait_run(again)["state"] == "success"
     assert sched.alive()
+
+
+def test_weft_run_pauses_on_a_full_disk_and_completes(tmp_path, small_disk):
+    """`weft run` commits on a thread of its own (scheduler/commit.c): a
+    batch whose commit fails is kept and committed again first once space
+    returns; the run pauses and then completes."""
+    from conftest import WEFT_BIN
+    text = "name: pause\ntasks:\n"
+    for i in range(12):
+        text += f"  t{i}:\n    run: sleep 0.2\n"
+        if i > 0:
+            text += f"    needs: t{i - 1}\n"
+    dag = tmp_path / "pause.yaml"
+    dag.write_text(text)
+    data = small_disk / "data"
+    err_path = tmp_path / "run.err"
+    with open(err_path, "w") as err:
+        p = subprocess.Popen([WEFT_BIN, "run", str(dag), "--workers", "1",
+                              "--data", str(data)],
+                             stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            wait_for(lambda: (data / "data.mdb").exists(), timeout=30,
+                     what="the run to start")
+            filler = small_disk / "filler"
+            fill(filler)
+            wait_for(lambda: "commit failed" in err_path.read_text(),
+                     timeout=30, what="a failed commit")
+            assert p.poll() is None, err_path.read_text()
+            filler.unlink()
+            assert p.wait(timeout=120) == 0, err_path.read_text()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    r = subprocess.run([WEFT_BIN, "show", "pause.1", "--data", str(data),
+                        "--json"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["state"] == "success", doc
+    # The worker's spool is on the full disk too: what it held when its
+    # own commit failed it handed back (one lost attempt, no retry used),
+    # and it took nothing more until it could write again (before, the
+    # scheduler sent the task back at once and it was lost four times).
+    assert all(t["state"] == "success" and t["attempts"] <= 2
+               for t in doc["tasks"]), doc
