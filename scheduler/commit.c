@@ -132,13 +132,7 @@ batch_free(batch *b)
 {
 	if (b == NULL)
 		return;
-	while (b->replies != NULL) {
-		deferred *d = b->replies;
-		b->replies = d->next;
-		wf_request_drop(d->req);
-		free(d->data);
-		free(d);
-	}
+	sched_drop_replies(&b->replies);
 	free(b->ops);
 	free(b->bytes);
 	free(b->samples);
@@ -172,6 +166,16 @@ take_replies(wf_sched *s, batch *b)
 	b->replies_tail = s->replies_tail;
 	s->replies = NULL;
 	s->replies_tail = &s->replies;
+}
+
+// release_queued sends the replies queued since the last gather: what
+// they announce is durable (nothing is gathered but not committed).
+static void
+release_queued(wf_sched *s)
+{
+	batch now = {.replies_tail = &now.replies};
+	take_replies(s, &now);
+	release_replies(&now);
 }
 
 // --- the thread ------------------------------------------------------------------------
@@ -335,9 +339,7 @@ commit_here(wf_sched *s)
 		s->committer->retry_at = wf_mono_ms() + RETRY_MS;
 		return;
 	}
-	batch now = {.replies_tail = &now.replies};
-	take_replies(s, &now);
-	release_replies(&now);
+	release_queued(s);
 }
 
 void
@@ -375,9 +377,7 @@ commit_pump(wf_sched *s, bool force)
 	if (!store_dirty(s) && !retry && !retention_pending(s)) {
 		// Nothing to write; replies of reads still wait for what
 		// they read to be durable (nothing is in flight: it is).
-		batch now = {.replies_tail = &now.replies};
-		take_replies(s, &now);
-		release_replies(&now);
+		release_queued(s);
 		goto out;
 	}
 	if (retry && !force && wf_mono_ms() < c->retry_at)

@@ -344,6 +344,18 @@ commit_cb(uv_prepare_t *h)
 }
 
 void
+sched_drop_replies(deferred **list)
+{
+	while (*list != NULL) {
+		deferred *d = *list;
+		*list = d->next;
+		wf_request_drop(d->req);
+		free(d->data);
+		free(d);
+	}
+}
+
+void
 sched_note_disk_full(wf_sched *s)
 {
 	// Say plainly when the cause is a full disk.
@@ -521,13 +533,7 @@ wf_sched_close(wf_sched *s, void (*done)(void *arg), void *arg)
 	commit_pump(s, true);
 	commit_close(s);
 	// Replies a failed commit held back cannot be sent now.
-	while (s->replies != NULL) {
-		deferred *d = s->replies;
-		s->replies = d->next;
-		wf_request_drop(d->req);
-		free(d->data);
-		free(d);
-	}
+	sched_drop_replies(&s->replies);
 	s->replies_tail = &s->replies;
 	for (worker *w = s->workers; w != NULL; w = w->next) {
 		if (w->held != NULL) {
@@ -552,13 +558,7 @@ wf_sched_free(wf_sched *s)
 {
 	if (s == NULL)
 		return;
-	while (s->replies != NULL) {
-		deferred *d = s->replies;
-		s->replies = d->next;
-		wf_request_drop(d->req);
-		free(d->data);
-		free(d);
-	}
+	sched_drop_replies(&s->replies);
 	dispatch_free_all(s);
 	runs_free_all(s);
 	registry_free_all(s);

@@ -226,6 +226,8 @@ struct wf_sched {
 void sched_handle_closed(wf_sched *s);
 // sched_defer queues a reply until after the next commit (takes DATA).
 void sched_defer(wf_sched *s, wf_request *req, char *data, size_t len);
+// sched_drop_replies drops the requests of LIST unanswered and frees it.
+void sched_drop_replies(deferred **list);
 // sched_note_disk_full puts what a full disk means into store_error.
 void sched_note_disk_full(wf_sched *s);
 // sched_reply_error defers a REPLY with STATUS and a message.
