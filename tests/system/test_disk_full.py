@@ -150,30 +150,39 @@ def test_full_disk_refuses_new_work_and_recovers(cluster, tmp_path,
 
 
 def test_weft_run_pauses_on_a_full_disk_and_completes(tmp_path, small_disk):
-    """`weft run` commits on a thread of its own (scheduler/commit.c): a
-    batch whose commit fails is kept and committed again first once space
-    returns; the run pauses and then completes."""
+    """`weft run` on a full disk: its scheduler commits on a thread of its
+    own (scheduler/commit.c), and its worker's spool is in the data dir
+    too. Whichever fails first (a batch is kept and committed again first;
+    a worker that cannot write its spool takes no work), the run pauses
+    and completes once space returns."""
     from conftest import WEFT_BIN
+    # Long names: every success adds a learned duration under a new key,
+    # so the database must grow while the disk is full.
     text = "name: pause\ntasks:\n"
-    for i in range(12):
-        text += f"  t{i}:\n    run: sleep 0.2\n"
+    for i in range(40):
+        text += f"  t{i:02d}_{'x' * 80}:\n    run: sleep 0.05\n"
         if i > 0:
-            text += f"    needs: t{i - 1}\n"
+            text += f"    needs: t{i - 1:02d}_{'x' * 80}\n"
     dag = tmp_path / "pause.yaml"
     dag.write_text(text)
     data = small_disk / "data"
     err_path = tmp_path / "run.err"
+
+    def paused():
+        t = err_path.read_text()
+        return "commit failed" in t or "cannot write the spool" in t
+
     with open(err_path, "w") as err:
         p = subprocess.Popen([WEFT_BIN, "run", str(dag), "--workers", "1",
                               "--data", str(data)],
                              stdout=subprocess.DEVNULL, stderr=err)
         try:
-            wait_for(lambda: (data / "data.mdb").exists(), timeout=30,
-                     what="the run to start")
+            # The run's spool directory: its first attempt has started.
+            wait_for(lambda: (data / "worker-spool" / "pause.1").exists(),
+                     timeout=60, what="the run to start")
             filler = small_disk / "filler"
             fill(filler)
-            wait_for(lambda: "commit failed" in err_path.read_text(),
-                     timeout=30, what="a failed commit")
+            wait_for(paused, timeout=30, what="a failed commit")
             assert p.poll() is None, err_path.read_text()
             filler.unlink()
             assert p.wait(timeout=120) == 0, err_path.read_text()
@@ -187,9 +196,9 @@ def test_weft_run_pauses_on_a_full_disk_and_completes(tmp_path, small_disk):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["state"] == "success", doc
-    # The worker's spool is on the full disk too: what it held when its
-    # own commit failed it handed back (one lost attempt, no retry used),
-    # and it took nothing more until it could write again (before, the
-    # scheduler sent the task back at once and it was lost four times).
+    # What the worker held when its spool failed it handed back (one lost
+    # attempt, no retry used), and it took nothing more until it could
+    # write again (before, the scheduler sent the task back at once and it
+    # was lost four times).
     assert all(t["state"] == "success" and t["attempts"] <= 2
                for t in doc["tasks"]), doc

@@ -108,7 +108,7 @@ static const char *const LEARN =
 
 START_TEST(durations_are_learned_and_rank_new_runs)
 {
-	harness h;
+	harness h = {0};
 	h_open(&h, true);
 	h_submit(&h, LEARN);
 	wf_run *r1 = h_create(&h, "h");
@@ -162,7 +162,7 @@ END_TEST
 
 START_TEST(a_new_version_keeps_what_its_tasks_learned)
 {
-	harness h;
+	harness h = {0};
 	h_open(&h, true);
 	h_submit(&h, LEARN);
 	wf_run *r1 = h_create(&h, "h");
