@@ -61,3 +61,16 @@ def dag_file(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A Cluster (weftproc.py) in TMP_PATH, stopped after the test; its
+    logs are printed, which pytest shows for tests that failed. Modules
+    whose processes need more (a disk to unmount, a link to heal) define
+    their own."""
+    from weftproc import Cluster  # weftproc imports this module
+    c = Cluster(tmp_path)
+    yield c
+    c.stop()
+    print(c.logs())

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import run_weft
-from weftproc import Cluster, wait_for
+from weftproc import ipc_addr, wait_for
 
 
 def write(path, text):
@@ -143,20 +143,6 @@ tasks:
     assert count.read_text().split() == ["1"]
     follow = next(t for t in doc["tasks"] if t["id"] == "follow")
     assert follow["attempts"] == 1
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    yield c
-    c.stop()
-    print(c.logs())
-
-
-def ipc_addr(tmp_path):
-    path = tmp_path / "s.ipc"
-    assert len(str(path)) < 100, "socket path too long for sun_path"
-    return f"ipc://{path}"
 
 
 @pytest.mark.parametrize("victim", ["scheduler", "worker"])

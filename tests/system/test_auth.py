@@ -36,15 +36,6 @@ def token_file(path, *secrets):
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    yield c
-    c.stop()
-    # pytest shows captured output only for tests that failed.
-    print(c.logs())
-
-
-@pytest.fixture
 def tokens(tmp_path):
     """The clients' and the workers' token files (separate roles)."""
     ct = token_file(tmp_path / "client.token", new_secret())

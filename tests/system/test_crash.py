@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from weftproc import Cluster, wait_for
+from weftproc import ipc_addr, wait_for
 
 FAULT_EXIT = 86
 
@@ -44,22 +44,6 @@ WORKER_POINTS = [
     ("worker.before_report", 4),
     ("worker.after_report", 4),
 ]
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    yield c
-    c.stop()
-    # pytest shows captured output only for tests that failed.
-    print(c.logs())
-
-
-def ipc_addr(tmp_path):
-    """An ipc:// address that a restarted scheduler can bind again."""
-    path = tmp_path / "s.ipc"
-    assert len(str(path)) < 100, "socket path too long for sun_path"
-    return f"ipc://{path}"
 
 
 def diamond_dag(path, marks, sleep="0.15"):

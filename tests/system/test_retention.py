@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from weftproc import Cluster, wait_for
+from weftproc import wait_for
 
 DAG = """\
 name: keep
@@ -18,14 +18,6 @@ tasks:
     run: "true"
     needs: [a]
 """
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    yield c
-    c.stop()
-    print(c.logs())
 
 
 def run_ids(cluster, dag="keep"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from weftproc import Cluster, wait_for
+from weftproc import wait_for
 
 
 def ms(iso):
@@ -41,14 +41,6 @@ class Clock:
         tmp.write_text(f"{self.now}\n")
         tmp.replace(self.path)
         return self.now
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    yield c
-    c.stop()
-    print(c.logs())
 
 
 def write(path, text):

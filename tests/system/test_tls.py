@@ -84,14 +84,6 @@ def token(tmp_path):
     return p
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    yield c
-    c.stop()
-    print(c.logs())
-
-
 def start_tls(cluster, pki, token, client_certs=True):
     """A scheduler on tls+tcp://127.0.0.1:PORT with PKI's server
     certificate and TOKEN; with CLIENT_CERTS it requires client

@@ -7,16 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from weftproc import Cluster, wait_for
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    yield c
-    c.stop()
-    # pytest shows captured output only for tests that failed.
-    print(c.logs())
+from weftproc import wait_for
 
 
 def alive(pid):

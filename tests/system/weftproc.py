@@ -172,3 +172,11 @@ class Cluster:
 
     def logs(self):
         return "\n".join(f"== {p.log_path.name}\n{p.output()}" for p in self.procs)
+
+
+def ipc_addr(tmp_path):
+    """An ipc:// address in TMP_PATH that a restarted scheduler can bind
+    again (a tcp port 0 would change)."""
+    path = tmp_path / "s.ipc"
+    assert len(str(path)) < 100, "socket path too long for sun_path"
+    return f"ipc://{path}"
