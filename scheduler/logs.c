@@ -66,7 +66,10 @@ logs_append(wf_sched *s, const char *run, const char *task, uint32_t attempt,
 	char path[2048];
 	logs_path(s, run, task, attempt, path, sizeof(path));
 	// Nothing to write (most often: the end of a task that printed
-	// nothing): no file either; a missing log reads as empty.
+	// nothing): no file either; a missing log reads as empty. From
+	// offset 0, the worker's log is empty: nothing to look up.
+	if (len == 0 && offset == 0)
+		return 0;
 	if (len == 0) {
 		struct stat st;
 		return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;

@@ -228,6 +228,7 @@ wf_attempt_free(wf_attempt *a)
 {
 	if (a == NULL)
 		return;
+	wf_spool_log_close(a);
 	free(a->run_name);
 	free(a->task_name);
 	free(a->label);
@@ -295,6 +296,7 @@ end_now(wf_attempt *a, wf_result_kind kind, const char *fmt, ...)
 	free(a->error);
 	a->error = msg;
 	a->final_size = 0;
+	wf_spool_log_close(a);
 	// Nothing ran, so nothing is recorded: lost in a crash, such a result
 	// is lost to the scheduler too, which then queues the task again.
 	a->stored = true;
@@ -406,7 +408,8 @@ proc_done_cb(wf_proc *p, const wf_exec_result *r, void *arg)
 	}
 	if (r->end != WF_EXEC_SPAWN_FAILED)
 		read_outputs(a);
-	a->final_size = wf_spool_size(a->log_path);
+	a->final_size = wf_spool_log_size(a);
+	wf_spool_log_close(a);
 	// The slot is free: what waits for it (or for this attempt) starts
 	// now, before anything is said about this one. That is the point of
 	// holding work ahead: the next process does not wait for the
@@ -567,9 +570,9 @@ launch(wf_attempt *a, const wf_msg_assign *as)
 	// scheduler that crashed before recording it) must not count.
 	// The run's directory mostly exists (it serves all its attempts):
 	// made only when the log cannot be created without it.
-	int rc = wf_spool_create(a->log_path);
+	int rc = wf_spool_create(a->log_path, &a->log_fd);
 	if (rc == ENOENT && (rc = wf_spool_mkdirs(a->dir)) == 0)
-		rc = wf_spool_create(a->log_path);
+		rc = wf_spool_create(a->log_path, &a->log_fd);
 	if (rc == 0 && unlink(a->out_path) != 0 && errno != ENOENT)
 		rc = errno;
 	if (rc != 0) {
@@ -585,6 +588,7 @@ launch(wf_attempt *a, const wf_msg_assign *as)
 		.envp = (const char *const *)env,
 		.workdir = workdir,
 		.log_path = a->log_path,
+		.log_fd = a->log_fd,
 		.timeout_ms = as->timeout_ms > 0 ? as->timeout_ms : 0,
 		.kill_grace_ms = WF_WORKER_KILL_GRACE_MS,
 	};

@@ -561,7 +561,7 @@ attempt_wants_report(wf_attempt *a)
 	if (a->state == ATTEMPT_ENDED)
 		return !a->result_acked || a->log_acked < a->final_size;
 	return a->state == ATTEMPT_RUNNING &&
-		wf_spool_size(a->log_path) > a->log_acked;
+		wf_spool_log_size(a) > a->log_acked;
 }
 
 static bool
@@ -647,7 +647,7 @@ ship(report *r, wf_attempt *a)
 	// again once the worker's lease lapses.
 	if (ended && r->m.nresults >= WF_WORKER_REPORT_RESULTS_MAX)
 		return;
-	uint64_t size = ended ? a->final_size : wf_spool_size(a->log_path);
+	uint64_t size = ended ? a->final_size : wf_spool_log_size(a);
 	uint64_t off = a->log_acked;
 	uint32_t first = r->m.nlogs;
 	while (off < size && r->budget > 0) {

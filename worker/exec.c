@@ -319,22 +319,23 @@ find_program(const char *name, const char *path_env, const char *workdir,
 	return denied ? EACCES : ENOENT;
 }
 
-// lookup is find_program with a memory of the last answer, checked again
-// (one stat) before it is used, as a shell's command hash does: a program
-// installed meanwhile in an earlier PATH directory is found at the next
-// miss, not at once.
+// lookup is find_program with a memory of the last answer, used without
+// checking it again: the child reports a failed execve (launch), and then
+// spawn looks the name up afresh and tries once more. *CACHED says whether
+// the answer came from memory. A program installed meanwhile in an earlier
+// PATH directory is found at the next miss, as a shell's command hash does.
 static int
 lookup(wf_exec *e, const char *name, const char *path_env,
-	const char *workdir, char *out, size_t outlen)
+	const char *workdir, char *out, size_t outlen, bool *cached)
 {
 	const char *pe = path_env != NULL ? path_env : DEFAULT_PATH;
 	const char *wd = workdir != NULL ? workdir : "";
-	if (e->last.valid && strchr(name, '/') == NULL &&
+	*cached = e->last.valid && strchr(name, '/') == NULL &&
 		strcmp(e->last.name, name) == 0 &&
 		strcmp(e->last.path_env, pe) == 0 &&
 		strcmp(e->last.workdir, wd) == 0 &&
-		strlen(e->last.found) < outlen &&
-		is_program(e->last.found, workdir) == 0) {
+		strlen(e->last.found) < outlen;
+	if (*cached) {
 		strcpy(out, e->last.found);
 		return 0;
 	}
@@ -438,6 +439,7 @@ typedef struct child_plan {
 	const int *sigs;     // signals to reset to SIG_DFL (caught or ignored)
 	unsigned nsigs;
 	volatile int err;    // the errno of the step that failed, if any
+	volatile enum { STEP_SETUP, STEP_CHDIR, STEP_EXEC } step; // that step
 } child_plan;
 
 // child_exec runs in the child of vfork: new process group, stdin from
@@ -464,13 +466,16 @@ child_exec(child_plan *c)
 		(nul != 0 && (dup2(nul, 0) < 0 || close(nul) != 0)) ||
 		// Our descriptors are all close-on-exec, but a library's may
 		// not be (a leaked socket would keep a connection open).
-		close_range(3, ~0U, 0) != 0 ||
-		(c->workdir != NULL && chdir(c->workdir) != 0))
+		close_range(3, ~0U, 0) != 0)
 		goto fail;
 	sigset_t none;
 	sigemptyset(&none);
 	if (sigprocmask(SIG_SETMASK, &none, NULL) != 0)
 		goto fail;
+	c->step = STEP_CHDIR;
+	if (c->workdir != NULL && chdir(c->workdir) != 0)
+		goto fail;
+	c->step = STEP_EXEC;
 	execve(c->prog, c->argv, c->envp);
 fail:
 	c->err = errno;
@@ -508,6 +513,7 @@ launch(wf_exec *e, child_plan *plan, pid_t *pid)
 	plan->sigs = e->sigs;
 	plan->nsigs = e->nsigs;
 	plan->err = 0;
+	plan->step = STEP_SETUP;
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -526,54 +532,74 @@ launch(wf_exec *e, child_plan *plan, pid_t *pid)
 	return rc;
 }
 
+// choose decides what the child of S executes: *ARGV, and the path of its
+// program in PROG. A simple shell command runs without the shell when its
+// program is found; else (not found, or not simple) SHARGV, /bin/sh -c, runs
+// it, so that it fails the way users know (exit 127, "not found"). 0, or for an
+// argv the errno of its lookup. FRESH: do not answer from memory.
+static int
+choose(wf_exec *e, const wf_exec_spec *s, char **words,
+	const char *const *shargv, bool fresh, const char *const **argv,
+	char *prog, size_t len, bool *cached)
+{
+	if (fresh)
+		e->last.valid = false;
+	*cached = false;
+	if (s->shell == NULL) {
+		*argv = s->argv;
+		return lookup(e, s->argv[0], env_path(s->envp), s->workdir,
+			prog, len, cached);
+	}
+	if (words != NULL && lookup(e, words[0], env_path(s->envp),
+		s->workdir, prog, len, cached) == 0) {
+		*argv = (const char *const *)words;
+		return 0;
+	}
+	*cached = false;
+	*argv = shargv;
+	snprintf(prog, len, "/bin/sh");
+	return 0;
+}
+
 // spawn starts the child. On failure it writes the reason to P's result
-// and returns false.
+// and returns false. Nothing is checked beforehand (each check is a
+// system call per task): the child says which step failed and why.
 static bool
 spawn(wf_proc *p, const wf_exec_spec *s)
 {
 	char *err = p->r.error;
 	size_t errlen = sizeof p->r.error;
-	int rc;
-
-	if (s->workdir != NULL && (rc = workdir_error(s->workdir)) != 0) {
-		snprintf(err, errlen, "cannot change to directory '%.160s': %s",
-			s->workdir, strerror(rc));
-		return false;
-	}
-
-	const char *shargv[] = {"sh", "-c", s->shell, NULL};
-	const char *const *argv = shargv;
-	char prog[PATH_MAX] = "/bin/sh";
-	const char *name = prog;
-	// A simple command whose program is not found goes to the shell after
-	// all, so that it fails the way users know (exit 127, "not found").
 	char **words = s->shell != NULL ? wf_exec_direct_argv(s->shell) : NULL;
-	if (words != NULL && lookup(p->e, words[0], env_path(s->envp),
-		s->workdir, prog, sizeof prog) == 0) {
-		argv = (const char *const *)words;
-		name = words[0];
-	} else if (s->shell == NULL) {
-		argv = s->argv;
-		name = argv[0];
-		rc = lookup(p->e, name, env_path(s->envp), s->workdir, prog,
-			sizeof prog);
-		if (rc != 0) {
-			snprintf(err, errlen, "cannot run '%.160s': %s", name,
-				strerror(rc));
-			return false;
-		}
-	} else {
-		strcpy(prog, "/bin/sh");
-	}
-
-	const char *log = s->log_path != NULL ? s->log_path : "/dev/null";
-	// O_CLOEXEC: no other attempt spawned meanwhile may inherit it.
-	int fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot open log '%.160s': %s", log,
-			strerror(errno));
+	const char *const shargv[] = {"sh", "-c", s->shell, NULL};
+	const char *const *argv;
+	char prog[PATH_MAX];
+	bool cached;
+	int rc = choose(p->e, s, words, shargv, false, &argv, prog,
+		sizeof prog, &cached);
+	if (rc != 0) {
+		int wrc = s->workdir != NULL ? workdir_error(s->workdir) : 0;
+		if (wrc != 0)
+			snprintf(err, errlen, "cannot change to directory "
+				"'%.160s': %s", s->workdir, strerror(wrc));
+		else
+			snprintf(err, errlen, "cannot run '%.160s': %s",
+				s->argv[0], strerror(rc));
 		free(words);
 		return false;
+	}
+
+	int fd = s->log_fd > 2 ? s->log_fd : -1;
+	if (fd < 0) {
+		const char *log = s->log_path != NULL ? s->log_path
+			: "/dev/null";
+		// O_CLOEXEC: no other attempt spawned meanwhile may inherit it.
+		fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			snprintf(err, errlen, "cannot open log '%.160s': %s",
+				log, strerror(errno));
+			free(words);
+			return false;
+		}
 	}
 
 	child_plan plan = {
@@ -585,6 +611,14 @@ spawn(wf_proc *p, const wf_exec_spec *s)
 	};
 	pid_t pid = 0;
 	rc = launch(p->e, &plan, &pid);
+	if (rc != 0 && rc != ENOEXEC && cached && plan.step == STEP_EXEC) {
+		// The program found for an earlier task has gone or changed.
+		rc = choose(p->e, s, words, shargv, true, &argv, prog,
+			sizeof prog, &cached);
+		plan.argv = (char *const *)argv;
+		if (rc == 0)
+			rc = launch(p->e, &plan, &pid);
+	}
 	if (rc == ENOEXEC && argv == (const char *const *)words) {
 		// A script without a #! line: the shell runs it as a shell
 		// script, so `sh -c` would have; so do we.
@@ -592,17 +626,16 @@ spawn(wf_proc *p, const wf_exec_spec *s)
 		plan.argv = (char *const *)shargv;
 		rc = launch(p->e, &plan, &pid);
 	}
-	close(fd);
+	if (fd != s->log_fd)
+		close(fd);
 	if (rc != 0) {
-		int wrc;
-		// The directory may have gone since we checked it.
-		if (s->workdir != NULL && (wrc = workdir_error(s->workdir)) != 0)
+		if (plan.step == STEP_CHDIR)
 			snprintf(err, errlen,
 				"cannot change to directory '%.160s': %s",
-				s->workdir, strerror(wrc));
+				s->workdir, strerror(rc));
 		else
-			snprintf(err, errlen, "cannot run '%.160s': %s", name,
-				strerror(rc));
+			snprintf(err, errlen, "cannot run '%.160s': %s",
+				argv[0], strerror(rc));
 		free(words);
 		return false;
 	}

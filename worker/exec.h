@@ -32,6 +32,8 @@ typedef struct wf_exec_spec {
 	const char *workdir;      // NULL: the worker's current directory
 	const char *log_path;     // stdout+stderr appended here (created 0600);
 	                          // NULL: /dev/null
+	int log_fd;               // > 2: use this descriptor (open for writing,
+	                          // the caller's to close) instead of log_path
 	int64_t timeout_ms;       // 0: none
 	int64_t kill_grace_ms;    // SIGTERM -> SIGKILL wait; 0 means 10 s
 } wf_exec_spec;

@@ -81,13 +81,42 @@ wf_spool_mkdirs(const char *path)
 }
 
 int
-wf_spool_create(const char *path)
+wf_spool_create(const char *path, int *out)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND |
+		O_CLOEXEC, 0600);
 	if (fd < 0)
 		return errno;
-	close(fd);
+	// With the worker's stdio closed this may be 0-2, which the child's
+	// set-up would take for its own stdio.
+	if (fd <= 2) {
+		int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		int e = errno;
+		close(fd);
+		if (high < 0)
+			return e;
+		fd = high;
+	}
+	*out = fd;
 	return 0;
+}
+
+uint64_t
+wf_spool_log_size(const wf_attempt *a)
+{
+	struct stat st;
+	if (a->log_fd <= 2)
+		return wf_spool_size(a->log_path);
+	return fstat(a->log_fd, &st) == 0 && st.st_size > 0
+		? (uint64_t)st.st_size : 0;
+}
+
+void
+wf_spool_log_close(wf_attempt *a)
+{
+	if (a->log_fd > 2)
+		close(a->log_fd);
+	a->log_fd = 0;
 }
 
 uint64_t

@@ -3,6 +3,7 @@
 // results and orphans survive a worker restart (docs/storage.md).
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -224,11 +225,17 @@ proc_stat(int pid, char *state, int *pgrp)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof path, "/proc/%d/stat", pid);
-	FILE *fp = fopen(path, "re");
-	if (fp == NULL)
+	// One read: the kernel makes the whole line at once (stdio would add
+	// an fstat and a second read, at every spawn).
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return 0;
-	size_t n = fread(buf, 1, sizeof buf - 1, fp);
-	fclose(fp);
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof buf - 1)) < 0 && errno == EINTR)
+		;
+	close(fd);
+	if (n <= 0)
+		return 0;
 	buf[n] = '\0';
 	// The command name (field 2) may hold anything, ')' included: the
 	// fields after it start after the last ')'.

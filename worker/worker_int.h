@@ -59,6 +59,8 @@ typedef struct wf_attempt {
 	char *label;                // "run.N task attempt K", for log lines
 	char *dir;                  // SPOOL/run/task (sanitized)
 	char *log_path, *out_path;  // DIR/K.log, DIR/K.out
+	int log_fd;                 // > 2 from the spawn to the end: the log,
+	                            // whose size an fstat tells (no path walk)
 	attempt_state state;
 	wf_proc *proc;              // while the process runs
 	int *gpus;                  // indices into w->gpu_used
@@ -277,10 +279,16 @@ void wf_spool_name(const char *name, size_t namelen, uint64_t tag,
 // wf_spool_mkdirs creates PATH and its parents (mode 0700 for new ones).
 // 0 or an errno.
 int wf_spool_mkdirs(const char *path);
-// wf_spool_create creates or truncates PATH (0600). 0 or an errno.
-int wf_spool_create(const char *path);
+// wf_spool_create creates or truncates PATH (0600) and opens it for
+// appending: 0 and *FD (close-on-exec, never 0-2), or an errno.
+int wf_spool_create(const char *path, int *fd);
 // wf_spool_size returns the size of PATH (0 when it does not exist).
 uint64_t wf_spool_size(const char *path);
+// wf_spool_log_size returns the size of A's log: from its open descriptor
+// while it has one, else from its path.
+uint64_t wf_spool_log_size(const wf_attempt *a);
+// wf_spool_log_close closes A's log descriptor, if open.
+void wf_spool_log_close(wf_attempt *a);
 // wf_spool_read reads up to LEN bytes of PATH at OFFSET into BUF; returns
 // the count (0 at the end or on error).
 size_t wf_spool_read(const char *path, uint64_t offset, char *buf,

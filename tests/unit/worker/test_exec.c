@@ -315,6 +315,92 @@ START_TEST(bad_workdir)
 }
 END_TEST
 
+// The list form fails the same way with a missing workdir, whether its
+// program is found in PATH or named relative to the workdir.
+START_TEST(bad_workdir_list_form)
+{
+	const char *tru[] = {"true", NULL};
+	done d = run((wf_exec_spec){.argv = tru,
+		.workdir = "/nonexistent-wf-dir"});
+	ck_assert_int_eq(d.r.end, WF_EXEC_SPAWN_FAILED);
+	ck_assert_str_eq(d.r.error, "cannot change to directory "
+		"'/nonexistent-wf-dir': No such file or directory");
+	const char *rel[] = {"./run.sh", NULL};
+	d = run((wf_exec_spec){.argv = rel, .workdir = "/nonexistent-wf-dir"});
+	ck_assert_int_eq(d.r.end, WF_EXEC_SPAWN_FAILED);
+	ck_assert_str_eq(d.r.error, "cannot change to directory "
+		"'/nonexistent-wf-dir': No such file or directory");
+	end_loop();
+}
+END_TEST
+
+// A program found for one task is remembered, not checked again: when it
+// has gone by the next task, that task finds the one now in PATH, or
+// fails as if it had never been found.
+START_TEST(remembered_program_gone)
+{
+	char bin[PATH_MAX + 8], bin2[PATH_MAX + 8];
+	char f1[PATH_MAX + 32], f2[PATH_MAX + 32];
+	snprintf(bin, sizeof bin, "%s/bin", tmp);
+	snprintf(bin2, sizeof bin2, "%s/bin2", tmp);
+	ck_assert_int_eq(mkdir(bin, 0755), 0);
+	ck_assert_int_eq(mkdir(bin2, 0755), 0);
+	snprintf(f1, sizeof f1, "%s/wf-tool", bin);
+	snprintf(f2, sizeof f2, "%s/wf-tool", bin2);
+	write_file(f1, "#!/bin/sh\necho one\n", 0755);
+	char path[3 * PATH_MAX];
+	snprintf(path, sizeof path, "PATH=%s:%s:/usr/bin:/bin", bin, bin2);
+	const char *env[] = {path, NULL};
+	const char *argv[] = {"wf-tool", NULL};
+	done d = run((wf_exec_spec){.argv = argv, .envp = env});
+	ck_assert_int_eq(d.r.exit_code, 0);
+	ck_assert_int_eq(unlink(f1), 0);
+	write_file(f2, "#!/bin/sh\necho two\n", 0755);
+	d = run((wf_exec_spec){.argv = argv, .envp = env});
+	ck_assert_int_eq(d.r.end, WF_EXEC_EXITED);
+	ck_assert_int_eq(d.r.exit_code, 0);
+	d = run((wf_exec_spec){.shell = "wf-tool", .envp = env});
+	ck_assert_int_eq(d.r.exit_code, 0);
+	ck_log("one\ntwo\ntwo\n");
+	// Gone from PATH altogether: the list form cannot run, the shell
+	// form goes to the shell, which says "not found" (exit 127).
+	ck_assert_int_eq(unlink(f2), 0);
+	d = run((wf_exec_spec){.shell = "wf-tool", .envp = env});
+	ck_assert_int_eq(d.r.end, WF_EXEC_EXITED);
+	ck_assert_int_eq(d.r.exit_code, 127);
+	write_file(f2, "#!/bin/sh\necho three\n", 0755);
+	d = run((wf_exec_spec){.argv = argv, .envp = env});
+	ck_assert_int_eq(d.r.exit_code, 0);
+	ck_assert_int_eq(unlink(f2), 0);
+	d = run((wf_exec_spec){.argv = argv, .envp = env});
+	ck_assert_int_eq(d.r.end, WF_EXEC_SPAWN_FAILED);
+	ck_assert_str_eq(d.r.error,
+		"cannot run 'wf-tool': No such file or directory");
+	end_loop();
+}
+END_TEST
+
+// A log given as a descriptor is written through it and left open.
+START_TEST(log_as_descriptor)
+{
+	int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND |
+		O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	int high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+	ck_assert_int_ge(high, 10);
+	close(fd);
+	done d = run((wf_exec_spec){.shell = "echo out; echo err >&2",
+		.log_path = "/nonexistent-wf-dir/never.log", .log_fd = high});
+	ck_assert_int_eq(d.r.end, WF_EXEC_EXITED);
+	ck_assert_int_eq(d.r.exit_code, 0);
+	ck_log("out\nerr\n");
+	ck_assert_int_eq(write(high, "more\n", 5), 5);
+	ck_log("out\nerr\nmore\n");
+	close(high);
+	end_loop();
+}
+END_TEST
+
 START_TEST(program_not_found)
 {
 	const char *argv[] = {"nosuchprog", "x", NULL};
@@ -927,6 +1013,9 @@ suite(void)
 	tcase_add_test(tc, list_form_verbatim);
 	tcase_add_test(tc, workdir);
 	tcase_add_test(tc, bad_workdir);
+	tcase_add_test(tc, bad_workdir_list_form);
+	tcase_add_test(tc, remembered_program_gone);
+	tcase_add_test(tc, log_as_descriptor);
 	tcase_add_test(tc, program_not_found);
 	tcase_add_test(tc, path_of_envp);
 	tcase_add_test(tc, clean_child);
