@@ -94,6 +94,8 @@ embed_main(void *arg)
 			.heartbeat_ms = 1000,
 			// Same loop: no NNG threads between the two.
 			.local_server = wf_sched_server(e->sched),
+			// In the data dir the scheduler holds locked.
+			.spool_unsynced = true,
 		};
 		err = wf_worker_new(&wo, &e->worker, e->err, sizeof(e->err));
 		if (err == WF_EOK) {

@@ -247,6 +247,19 @@ wf_db_lazy_meta(wf_db *db)
 	WF_ASSERT(mdb_env_set_flags(db->env, MDB_NOMETASYNC, 1) == 0);
 }
 
+void
+wf_db_no_sync(wf_db *db)
+{
+	WF_ASSERT(mdb_env_set_flags(db->env, MDB_NOSYNC, 1) == 0);
+}
+
+wf_err
+wf_db_sync(wf_db *db)
+{
+	int rc = mdb_env_sync(db->env, 1);
+	return rc == 0 ? WF_EOK : wf_err_from_mdb(rc);
+}
+
 wf_err
 wf_db_open(const char *dir, const char *const *tables, unsigned ntables,
 	wf_db **out, char *err, size_t errlen)

@@ -39,6 +39,16 @@ wf_err wf_db_open(const char *dir, const char *const *tables,
 // backs up (the worker's spool: the scheduler holds the truth).
 void wf_db_lazy_meta(wf_db *db);
 
+// wf_db_no_sync lets DB's commits skip flushing altogether (LMDB's
+// MDB_NOSYNC): they reach the page cache, which a crash of the process
+// does not lose, but a crash of the machine may tear the database. Only
+// for stores that are thrown away after a machine restart (weft run's
+// worker spool: worker/spoolboot.c).
+void wf_db_no_sync(wf_db *db);
+
+// wf_db_sync flushes what DB's unsynced commits wrote.
+wf_err wf_db_sync(wf_db *db) WF_MUST_CHECK;
+
 // wf_db_close closes DB and releases the data dir. No transaction may be
 // open. NULL is allowed.
 void wf_db_close(wf_db *db);

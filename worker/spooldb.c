@@ -411,6 +411,8 @@ wf_spool_db_open(wf_worker *w)
 	WF_ASSERT(dir != NULL);
 	snprintf(dir, n, "%s/results", w->spool_dir);
 	char err[400];
+	if (w->spool_unsynced)
+		wf_spool_unsynced_check(w);
 	wf_err e = wf_db_open(dir, tables, 1, &w->db, err, sizeof err);
 	free(dir);
 	if (e != WF_EOK) {
@@ -432,8 +434,14 @@ wf_spool_db_open(wf_worker *w)
 	// Each commit syncs its data but not LMDB's root page (that goes
 	// with the next one): half the flushes per attempt. A machine crash
 	// may undo the last commit only, which the scheduler covers (it has
-	// the result, or reruns the attempt once the lease lapses).
-	wf_db_lazy_meta(w->db);
+	// the result, or reruns the attempt once the lease lapses). Unsynced
+	// (weft run): no flush at all, see spoolboot.c.
+	if (w->spool_unsynced)
+		w->spool_unsynced = wf_spool_unsynced_mark(w);
+	if (w->spool_unsynced)
+		wf_db_no_sync(w->db);
+	else
+		wf_db_lazy_meta(w->db);
 	loaded l = {.w = w};
 	wf_db_txn *txn;
 	e = wf_db_begin(w->db, false, &txn);
@@ -482,6 +490,9 @@ wf_spool_db_close(wf_worker *w)
 		wf_log(WF_LOG_DEBUG, "worker %s: %" PRIu64 " spool commits, "
 			"%" PRIu64 " us each on average", w->name,
 			w->db_commits, w->db_commit_us / w->db_commits);
+	// All on disk now: a machine restart no longer makes it suspect.
+	if (w->spool_unsynced && wf_db_sync(w->db) == WF_EOK)
+		wf_spool_unsynced_clear(w);
 	wf_db_close(w->db);
 	w->db = NULL;
 	free(w->db_del);

@@ -227,6 +227,7 @@ wf_worker_new(const wf_worker_opts *o, wf_worker **out, char *err,
 		: WF_WORKER_DEFAULT_HEARTBEAT_MS;
 	w->drain_grace_ms = o->drain_grace_ms;
 	w->local_server = o->local_server;
+	w->spool_unsynced = o->spool_unsynced;
 	w->state = W_NEW;
 	*out = w;
 	return WF_EOK;

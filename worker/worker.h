@@ -44,6 +44,11 @@ typedef struct wf_worker_opts {
 	                           // (0: wait for them to finish)
 	wf_server *local_server;   // a scheduler on the same loop: talk to
 	                           // it without NNG (CONNECT_URL only names it)
+	bool spool_unsynced;       // commit the spool without flushing it to
+	                           // disk; discard it after a machine restart
+	                           // (docs/storage.md). Only for a spool no
+	                           // other process can open (weft run's, in
+	                           // its locked data dir)
 } wf_worker_opts;
 
 // wf_worker_new checks OPTS (copied) and creates the worker; ERR says what

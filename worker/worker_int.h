@@ -132,6 +132,7 @@ struct wf_worker {
 	char **queues;
 	uint32_t nqueues, slots;
 	bool spool_default;       // WORK_DIR/.weft-worker/NAME: ours to remove
+	bool spool_unsynced;      // opts.spool_unsynced, and the mark is made
 	wf_wire_resources resources;
 	uint32_t heartbeat_opt;
 	int64_t drain_grace_ms;
@@ -338,6 +339,16 @@ void wf_spool_encode(msgpack_sbuffer *sb, const wf_attempt *a);
 // wf_spool_db_empty tells whether the database holds no record (a default
 // spool dir may then go).
 bool wf_spool_db_empty(wf_worker *w);
+
+// An unsynced spool (spoolboot.c; wf_worker_opts.spool_unsynced).
+// wf_spool_unsynced_check, before the database is opened, discards the
+// spool if it was written unsynced before the machine last started.
+void wf_spool_unsynced_check(wf_worker *w);
+// wf_spool_unsynced_mark durably marks the spool as written unsynced
+// during this boot; false if it cannot (then the spool stays synced).
+bool wf_spool_unsynced_mark(wf_worker *w);
+// wf_spool_unsynced_clear removes the mark, once all is flushed.
+void wf_spool_unsynced_clear(wf_worker *w);
 // wf_proc_start_ticks returns the start time of process PID (field 22 of
 // /proc/PID/stat) and its process group, or 0 when there is no such process.
 uint64_t wf_proc_start_ticks(int pid, int *pgrp);
