@@ -74,6 +74,8 @@ embed_main(void *arg)
 		.keep_runs = e->slots > 0 ? 0 : WF_SCHED_KEEP_ALL,
 		// The worker shares this loop: it must not wait for the disk.
 		.commit_thread = e->slots > 0,
+		// Its only worker is the one below, in this process.
+		.one_machine = e->slots > 0,
 	};
 	wf_err err = wf_sched_open(&so, &e->sched, e->err, sizeof(e->err));
 	if (err == WF_EOK && e->slots > 0) {

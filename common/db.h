@@ -36,7 +36,8 @@ wf_err wf_db_open(const char *dir, const char *const *tables,
 // commit returns, the new root page only with the next commit. A crash of
 // the machine may then undo the last commit, never corrupt the database;
 // a crash of the process loses nothing. For stores that something else
-// backs up (the worker's spool: the scheduler holds the truth).
+// backs up (a worker's spool: the scheduler holds the truth), or whose
+// last commit matters only while the machine runs (weft run's scheduler).
 void wf_db_lazy_meta(wf_db *db);
 
 // wf_db_no_sync lets DB's commits skip flushing altogether (LMDB's

@@ -578,6 +578,12 @@ wf_sched_free(wf_sched *s)
 	free(s->ndirty_tasks);
 	free(s->capdirty_tasks);
 	free(s->finished_runs);
+	// A lazy meta page (opts.one_machine) is flushed now: what `weft run`
+	// reported at its end survives a crash of the machine after it.
+	if (s->db != NULL && s->opts.one_machine && wf_db_sync(s->db) != WF_EOK)
+		wf_log(WF_LOG_WARN, "cannot flush the database in %s: the last "
+			"changes may not survive a crash of the machine",
+			s->data_dir);
 	if (s->db != NULL)
 		wf_db_close(s->db);
 	free(s->data_dir);

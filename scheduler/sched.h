@@ -41,6 +41,13 @@ typedef struct wf_sched_opts {
 	// its loop: the requests that arrive meanwhile make the next batch
 	// bigger, which serves many workers better (bench/README.md).
 	bool commit_thread;
+	// Every worker runs in this process, on this machine (`weft run`):
+	// commits skip LMDB's second flush, of the meta page, which goes
+	// with the next commit (wf_db_lazy_meta). A crash of the machine may
+	// then undo the last commit, never tear the database; it also ended
+	// every attempt that commit could have sent, so the work it recorded
+	// is queued again (docs/storage.md). A process crash loses nothing.
+	bool one_machine;
 } wf_sched_opts;
 
 #define WF_SCHED_KEEP_RUNS 1000

@@ -27,8 +27,11 @@ static const char *const table_names[T_NTABLES] = {
 wf_err
 store_open(wf_sched *s, char *err, size_t errlen)
 {
-	return wf_db_open(s->data_dir, table_names, T_NTABLES, &s->db, err,
+	wf_err e = wf_db_open(s->data_dir, table_names, T_NTABLES, &s->db, err,
 		errlen);
+	if (e == WF_EOK && s->opts.one_machine)
+		wf_db_lazy_meta(s->db);
+	return e;
 }
 
 // queue_write adds one raw write (or delete) to the next commit.
