@@ -588,8 +588,9 @@ spawn(wf_proc *p, const wf_exec_spec *s)
 		return false;
 	}
 
-	int fd = s->log_fd > 2 ? s->log_fd : -1;
-	if (fd < 0) {
+	bool own_fd = s->log_fd <= 2;
+	int fd = s->log_fd;
+	if (own_fd) {
 		const char *log = s->log_path != NULL ? s->log_path
 			: "/dev/null";
 		// O_CLOEXEC: no other attempt spawned meanwhile may inherit it.
@@ -626,7 +627,7 @@ spawn(wf_proc *p, const wf_exec_spec *s)
 		plan.argv = (char *const *)shargv;
 		rc = launch(p->e, &plan, &pid);
 	}
-	if (fd != s->log_fd)
+	if (own_fd)
 		close(fd);
 	if (rc != 0) {
 		if (plan.step == STEP_CHDIR)
@@ -635,7 +636,7 @@ spawn(wf_proc *p, const wf_exec_spec *s)
 				s->workdir, strerror(rc));
 		else
 			snprintf(err, errlen, "cannot run '%.160s': %s",
-				argv[0], strerror(rc));
+				argv == shargv ? prog : argv[0], strerror(rc));
 		free(words);
 		return false;
 	}
