@@ -38,6 +38,7 @@ struct wf_db {
 	bool grow_pending; // grow as soon as ntxn drops to 0
 	wf_err grow_err;   // the last growth attempt's result
 	char msg[256];     // its detail when it failed
+	unsigned fail_commits; // tests: write commits still to fail
 };
 
 struct wf_db_txn {
@@ -248,6 +249,14 @@ wf_db_lazy_meta(wf_db *db)
 }
 
 void
+wf_db_fail_commits(wf_db *db, unsigned n)
+{
+	pthread_mutex_lock(&db->mu);
+	db->fail_commits = n;
+	pthread_mutex_unlock(&db->mu);
+}
+
+void
 wf_db_no_sync(wf_db *db)
 {
 	WF_ASSERT(mdb_env_set_flags(db->env, MDB_NOSYNC, 1) == 0);
@@ -388,6 +397,14 @@ wf_db_commit(wf_db_txn *txn)
 {
 	wf_db *db = txn->db;
 	bool write = txn->write;
+	pthread_mutex_lock(&db->mu);
+	bool fail = write && db->fail_commits > 0;
+	db->fail_commits -= fail;
+	pthread_mutex_unlock(&db->mu);
+	if (fail) {
+		wf_db_abort(txn);
+		return WF_ENOSPACE;
+	}
 	// mdb_txn_commit frees the transaction even when it fails.
 	int rc = mdb_txn_commit(txn->t);
 	free(txn);

@@ -47,6 +47,10 @@ void wf_db_lazy_meta(wf_db *db);
 // worker spool: worker/spoolboot.c).
 void wf_db_no_sync(wf_db *db);
 
+// wf_db_fail_commits makes DB's next N write commits fail with
+// WF_ENOSPACE, committing nothing, as on a full disk (tests).
+void wf_db_fail_commits(wf_db *db, unsigned n);
+
 // wf_db_sync flushes what DB's unsynced commits wrote.
 wf_err wf_db_sync(wf_db *db) WF_MUST_CHECK;
 

@@ -97,6 +97,69 @@ START_TEST(close_commits_what_is_pending)
 }
 END_TEST
 
+// commit_failed_again pumps after the retry delay and waits: the batch
+// (the failed one, with what changed since) failed again and is kept.
+static void
+commit_failed_again(harness *h)
+{
+	usleep(150 * 1000); // past the retry delay (RETRY_MS)
+	commit_pump(h->s, false);
+	commit_settle(h->s);
+	ck_assert(commit_retained(h->s));
+	ck_assert(h->s->store_failed);
+}
+
+// A batch whose commit fails is kept, what changes meanwhile joins it, and
+// it is committed again every RETRY_MS however often the disk refuses;
+// nothing of it counts (nor is readable) until one commit takes it all.
+START_TEST(failed_batches_are_retried_until_durable)
+{
+	harness h = {.commit_thread = true};
+	h_open(&h, true);
+	h_submit(&h, DAG);
+	uint32_t before = h_count(&h, T_RUNS, NULL, 0);
+	wf_db_fail_commits(h.s->db, 3);
+
+	wf_run *run = h_create(&h, "pipe");
+	uint64_t serial = run->serial;
+	commit_pump(h.s, false);
+	commit_settle(h.s); // failed (1)
+	ck_assert(h.s->store_failed);
+	ck_assert(commit_retained(h.s));
+	ck_assert_uint_lt(h.s->durable_seq, h.s->commit_seq);
+
+	// A change while the failed batch waits; before the retry delay
+	// nothing is handed over.
+	ck_assert_int_eq(wf_run_dispatched(run, 0, "w", 1), WF_EOK);
+	commit_pump(h.s, false);
+	ck_assert(commit_retained(h.s));
+	ck_assert(store_dirty(h.s));
+	commit_failed_again(&h); // (2)
+	commit_failed_again(&h); // (3)
+	ck_assert_uint_eq(h_count(&h, T_RUNS, NULL, 0), before);
+
+	usleep(150 * 1000);
+	commit_pump(h.s, false);
+	commit_settle(h.s);
+	ck_assert(!commit_retained(h.s));
+	ck_assert(!h.s->store_failed);
+	ck_assert_uint_eq(h.s->durable_seq, h.s->commit_seq);
+	ck_assert_uint_eq(h_count(&h, T_RUNS, NULL, 0), before + 1);
+	h_close(&h);
+
+	// Both the run and the change made while it waited are on disk.
+	h_open(&h, false);
+	wf_run *back = NULL;
+	ck_assert_int_eq(store_load_run(h.s, serial, &back), WF_EOK);
+	ck_assert_ptr_nonnull(back);
+	ck_assert_int_eq(back->t[0].state, WF_TASK_RUNNING);
+	ck_assert_uint_eq(back->t[0].attempt, 1);
+	wf_run_free(back);
+	h_close(&h);
+	h_remove(&h);
+}
+END_TEST
+
 static Suite *
 commit_suite(void)
 {
@@ -105,6 +168,7 @@ commit_suite(void)
 	tcase_add_test(tc, batches_are_what_reads_see);
 	tcase_add_test(tc, slot_found_while_in_flight);
 	tcase_add_test(tc, close_commits_what_is_pending);
+	tcase_add_test(tc, failed_batches_are_retried_until_durable);
 	suite_add_tcase(s, tc);
 	return s;
 }
