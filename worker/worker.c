@@ -294,7 +294,10 @@ wf_worker_start(wf_worker *w)
 	// Attempts found running at the start are recorded as lost before
 	// anything is said about them.
 	(void)wf_spool_flush(w);
-	wf_spool_writer_start(w);
+	// An unsynced commit (weft run) takes tens of microseconds: made on
+	// the loop, it costs less than waking a thread and hearing back.
+	if (!w->spool_unsynced)
+		wf_spool_writer_start(w);
 	wf_log(WF_LOG_INFO, "worker %s: starting: %u slots, spool %s, "
 		"scheduler %s", w->name, w->slots, w->spool_dir, w->url);
 	wf_conn_start(w);
