@@ -15,6 +15,19 @@ settle(harness *h)
 	ck_assert_uint_eq(h->s->durable_seq, h->s->commit_seq);
 }
 
+// ck_dispatched checks that run SERIAL, read back from the database, has
+// its first task running, attempt 1.
+static void
+ck_dispatched(harness *h, uint64_t serial)
+{
+	wf_run *back = NULL;
+	ck_assert_int_eq(store_load_run(h->s, serial, &back), WF_EOK);
+	ck_assert_ptr_nonnull(back);
+	ck_assert_int_eq(back->t[0].state, WF_TASK_RUNNING);
+	ck_assert_uint_eq(back->t[0].attempt, 1);
+	wf_run_free(back);
+}
+
 START_TEST(batches_are_what_reads_see)
 {
 	harness h = {.commit_thread = true};
@@ -40,12 +53,7 @@ START_TEST(batches_are_what_reads_see)
 	commit_pump(h.s, false);
 	settle(&h);
 	ck_assert(!store_dirty(h.s));
-	wf_run *back = NULL;
-	ck_assert_int_eq(store_load_run(h.s, run->serial, &back), WF_EOK);
-	ck_assert_ptr_nonnull(back);
-	ck_assert_int_eq(back->t[0].state, WF_TASK_RUNNING);
-	ck_assert_uint_eq(back->t[0].attempt, 1);
-	wf_run_free(back);
+	ck_dispatched(&h, run->serial);
 
 	h_close(&h);
 	h_remove(&h);
@@ -87,11 +95,7 @@ START_TEST(close_commits_what_is_pending)
 	ck_assert_int_eq(wf_run_dispatched(run, 0, "w", 1), WF_EOK);
 	h_close(&h); // pending, behind the batch in flight
 	h_open(&h, false);
-	wf_run *back = NULL;
-	ck_assert_int_eq(store_load_run(h.s, serial, &back), WF_EOK);
-	ck_assert_ptr_nonnull(back);
-	ck_assert_int_eq(back->t[0].state, WF_TASK_RUNNING);
-	wf_run_free(back);
+	ck_dispatched(&h, serial);
 	h_close(&h);
 	h_remove(&h);
 }
@@ -149,12 +153,7 @@ START_TEST(failed_batches_are_retried_until_durable)
 
 	// Both the run and the change made while it waited are on disk.
 	h_open(&h, false);
-	wf_run *back = NULL;
-	ck_assert_int_eq(store_load_run(h.s, serial, &back), WF_EOK);
-	ck_assert_ptr_nonnull(back);
-	ck_assert_int_eq(back->t[0].state, WF_TASK_RUNNING);
-	ck_assert_uint_eq(back->t[0].attempt, 1);
-	wf_run_free(back);
+	ck_dispatched(&h, serial);
 	h_close(&h);
 	h_remove(&h);
 }
