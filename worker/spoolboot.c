@@ -42,9 +42,10 @@ marker_path(const wf_worker *w, char *buf, size_t len)
 	snprintf(buf, len, "%s/results/unsynced", w->spool_dir);
 }
 
-// The spool root while discarding (nftw passes no argument along).
-static const char *wipe_root;
-static size_t wipe_root_len;
+// The spool root while discarding (nftw passes no argument along; a
+// process may run workers on several threads).
+static _Thread_local const char *wipe_root;
+static _Thread_local size_t wipe_root_len;
 
 // wipe_cb removes what nftw walks, deepest first, but the root itself,
 // the results dir and its lock (held by whoever opens it next).
