@@ -38,6 +38,7 @@ struct wf_exec {
 		char found[PATH_MAX];
 		bool valid;
 	} last;
+	int devnull;    // /dev/null, read-only, for the children's stdin
 	int sigs[NSIG]; // what the child resets (caught_signals)
 	unsigned nsigs;
 	unsigned long nspawns;
@@ -435,6 +436,7 @@ typedef struct child_plan {
 	const char *prog;
 	char *const *argv, *const *envp;
 	int log_fd;          // becomes stdout and stderr
+	int devnull;         // becomes stdin (> 2)
 	const char *workdir; // NULL: ours
 	const int *sigs;     // signals to reset to SIG_DFL (caught or ignored)
 	unsigned nsigs;
@@ -455,15 +457,14 @@ child_exec(child_plan *c)
 	dfl.sa_handler = SIG_DFL;
 	for (unsigned k = 0; k < c->nsigs; k++)
 		(void)sigaction(c->sigs[k], &dfl, NULL);
-	int fd = c->log_fd, nul;
+	int fd = c->log_fd;
 	// Order matters if FD is 0, 1 or 2 (the worker's stdio closed): copy
 	// it to 1 and 2 before /dev/null takes 0. dup2 onto itself keeps
 	// close-on-exec: clear it.
 	if (setpgid(0, 0) != 0 ||
 		(fd == 1 ? fcntl(1, F_SETFD, 0) : dup2(fd, 1)) < 0 ||
 		(fd == 2 ? fcntl(2, F_SETFD, 0) : dup2(fd, 2)) < 0 ||
-		(nul = open("/dev/null", O_RDONLY)) < 0 ||
-		(nul != 0 && (dup2(nul, 0) < 0 || close(nul) != 0)) ||
+		dup2(c->devnull, 0) < 0 ||
 		// Our descriptors are all close-on-exec, but a library's may
 		// not be (a leaked socket would keep a connection open).
 		close_range(3, ~0U, 0) != 0)
@@ -608,6 +609,7 @@ spawn(wf_proc *p, const wf_exec_spec *s)
 		.argv = (char *const *)argv,
 		.envp = (char *const *)s->envp,
 		.log_fd = fd,
+		.devnull = p->e->devnull,
 		.workdir = s->workdir,
 	};
 	pid_t pid = 0;
@@ -648,7 +650,23 @@ spawn(wf_proc *p, const wf_exec_spec *s)
 static void
 exec_close_cb(uv_handle_t *h)
 {
-	free(h->data);
+	wf_exec *e = h->data;
+	close(e->devnull);
+	free(e);
+}
+
+// fcntl_dup_high moves FD (from open) above 2: the worker's stdio may be
+// closed. Returns the new descriptor, or -1 with errno.
+static int
+fcntl_dup_high(int fd)
+{
+	if (fd < 0 || fd > 2)
+		return fd;
+	int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	int err = errno;
+	close(fd);
+	errno = err;
+	return high;
 }
 
 wf_err
@@ -659,8 +677,17 @@ wf_exec_new(uv_loop_t *loop, wf_exec **out)
 	wf_exec *e = calloc(1, sizeof *e);
 	WF_ASSERT(e != NULL);
 	e->loop = loop;
+	// Opened once, not in every child (a path lookup per spawn); above
+	// 2, so that no child's dup2 onto its stdio can overwrite it.
+	e->devnull = fcntl_dup_high(open("/dev/null", O_RDONLY | O_CLOEXEC));
+	if (e->devnull < 0) {
+		int err = errno;
+		free(e);
+		return wf_err_from_errno(err);
+	}
 	int rc = uv_signal_init(loop, &e->sigchld);
 	if (rc != 0) {
+		close(e->devnull);
 		free(e);
 		return wf_err_from_uv(rc);
 	}
