@@ -655,10 +655,8 @@ exec_close_cb(uv_handle_t *h)
 	free(e);
 }
 
-// fcntl_dup_high moves FD (from open) above 2: the worker's stdio may be
-// closed. Returns the new descriptor, or -1 with errno.
-static int
-fcntl_dup_high(int fd)
+int
+wf_fd_above_stdio(int fd)
 {
 	if (fd < 0 || fd > 2)
 		return fd;
@@ -679,7 +677,8 @@ wf_exec_new(uv_loop_t *loop, wf_exec **out)
 	e->loop = loop;
 	// Opened once, not in every child (a path lookup per spawn); above
 	// 2, so that no child's dup2 onto its stdio can overwrite it.
-	e->devnull = fcntl_dup_high(open("/dev/null", O_RDONLY | O_CLOEXEC));
+	e->devnull = wf_fd_above_stdio(open("/dev/null",
+		O_RDONLY | O_CLOEXEC));
 	if (e->devnull < 0) {
 		int err = errno;
 		free(e);

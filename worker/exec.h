@@ -109,6 +109,12 @@ unsigned wf_exec_running(const wf_exec *e);
 // when the command needs the shell.
 char **wf_exec_direct_argv(const char *cmd);
 
+// wf_fd_above_stdio moves FD (just opened, close-on-exec) above 2 when it
+// is 0-2 (the worker's stdio closed), where a child's set-up would take it
+// for its own stdio. Returns the descriptor, or -1 with errno (FD closed).
+// -1 passes through.
+int wf_fd_above_stdio(int fd);
+
 // wf_output_parse reads an attempt's $WEFT_OUTPUT file: KEY=VALUE lines,
 // keys [A-Za-z_][A-Za-z0-9_]*, the value is the rest of the line (it may
 // contain '=', and a CR before the LF is dropped), the last value of a key

@@ -87,16 +87,9 @@ wf_spool_create(const char *path, int *out)
 		O_CLOEXEC, 0600);
 	if (fd < 0)
 		return errno;
-	// With the worker's stdio closed this may be 0-2, which the child's
-	// set-up would take for its own stdio.
-	if (fd <= 2) {
-		int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-		int e = errno;
-		close(fd);
-		if (high < 0)
-			return e;
-		fd = high;
-	}
+	fd = wf_fd_above_stdio(fd);
+	if (fd < 0)
+		return errno;
 	*out = fd;
 	return 0;
 }
