@@ -1,6 +1,7 @@
 // weft's main(): the subcommand table and its dispatch, in the manner of git.
 // Each subcommand lives in cli/cmd_NAME.c; this file only routes and helps.
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,9 +259,26 @@ wf_cli_is_tty(int fd)
 	return isatty(fd) == 1;
 }
 
+// open_stdio opens /dev/null on whichever of descriptors 0-2 is closed
+// (a supervisor may start us so). Otherwise the next files opened take
+// those numbers: libuv aborts when it closes one of its own there, and a
+// log could become a task's stdin.
+static void
+open_stdio(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+			continue;
+		// The lowest free descriptor: FD, those below are open.
+		if (open("/dev/null", O_RDWR) != fd)
+			abort(); // not even /dev/null: nothing sane to do
+	}
+}
+
 int
 main(int argc, char **argv)
 {
+	open_stdio();
 	if (argc < 2) {
 		print_main_help(stderr);
 		return WF_EXIT_USAGE;

@@ -444,3 +444,29 @@ tasks:
     doc = json.loads(r.stdout)
     assert doc["tasks"][0]["outputs"] == {"n": "1"}
     assert (tmp_path / "sub" / "where").read_text().strip() == str(tmp_path / "sub")
+
+
+def test_weft_run_with_its_stdio_closed(tmp_path):
+    """A `weft run` started with stdin and stderr closed: the descriptors
+    it opens first (a log, /dev/null) may then be 0 or 2, which a task's
+    set-up would take for its own stdio. The task's output still goes to
+    its log, and its stdin is /dev/null."""
+    dag = write(tmp_path / "io.yaml",
+                "name: io\ntasks:\n  t:\n    run: echo out; echo err >&2; cat\n")
+    data = tmp_path / "data"
+
+    def close_in():
+        os.close(0)
+        os.close(2)
+
+    r = subprocess.run([WEFT_BIN, "run", str(dag), "--workers", "1",
+                        "--data", str(data), "--json"],
+                       stdout=subprocess.PIPE, text=True, timeout=60,
+                       preexec_fn=close_in)
+    assert r.returncode == 0, r.stdout
+    assert json.loads(r.stdout)["state"] == "success"
+    logs = subprocess.run([WEFT_BIN, "logs", "io.1", "t", "--data",
+                           str(data)], capture_output=True, text=True,
+                          timeout=60)
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout == "out\nerr\n"
