@@ -470,3 +470,32 @@ def test_weft_run_with_its_stdio_closed(tmp_path):
                           timeout=60)
     assert logs.returncode == 0, logs.stderr
     assert logs.stdout == "out\nerr\n"
+
+
+def test_scheduler_with_its_stdio_closed_stops_cleanly(tmp_path):
+    """The daemon too, started with stdin and stderr closed, serves and
+    stops on SIGTERM with status 0 (it used to abort in libuv on the way
+    out, on a descriptor of its own numbered 0-2)."""
+    import signal
+    from weftproc import ipc_addr
+    addr = ipc_addr(tmp_path)
+
+    def close_in():
+        os.close(0)
+        os.close(2)
+
+    p = subprocess.Popen([WEFT_BIN, "scheduler", "--data",
+                          str(tmp_path / "data"), "--listen", addr],
+                         stdout=subprocess.DEVNULL, preexec_fn=close_in)
+    try:
+        wait_for(lambda: (tmp_path / "s.ipc").exists(), timeout=30,
+                 what="the scheduler to listen")
+        r = subprocess.run([WEFT_BIN, "runs", "--scheduler", addr],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
