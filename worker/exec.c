@@ -556,8 +556,7 @@ choose(wf_exec *e, const wf_exec_spec *s, char **words,
 		*argv = (const char *const *)words;
 		return 0;
 	}
-	*cached = false;
-	*argv = shargv;
+	*argv = shargv; // a failed lookup did not answer from memory
 	snprintf(prog, len, "/bin/sh");
 	return 0;
 }
