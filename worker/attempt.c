@@ -331,7 +331,9 @@ read_outputs(wf_attempt *a)
 	char err[256] = "";
 	wf_err rc = wf_output_parse(a->out_path, WF_OUTPUT_MAX, add_output, a,
 		err, sizeof err);
-	if (rc == WF_EOK)
+	// Most tasks write none: then there is no file to remove either.
+	a->out_absent = rc == WF_ENOTFOUND;
+	if (rc == WF_EOK || rc == WF_ENOTFOUND)
 		return;
 	char *msg;
 	if (rc == WF_ETOOBIG)
@@ -565,16 +567,7 @@ launch(wf_attempt *a, const wf_msg_assign *as)
 		free(rel);
 	}
 
-	// $WEFT_OUTPUT is created by the task if it writes any (a missing
-	// file means no outputs); one left by an attempt of the same id (a
-	// scheduler that crashed before recording it) must not count.
-	// The run's directory mostly exists (it serves all its attempts):
-	// made only when the log cannot be created without it.
-	int rc = wf_spool_create(a->log_path, &a->log_fd);
-	if (rc == ENOENT && (rc = wf_spool_mkdirs(a->dir)) == 0)
-		rc = wf_spool_create(a->log_path, &a->log_fd);
-	if (rc == 0 && unlink(a->out_path) != 0 && errno != ENOENT)
-		rc = errno;
+	int rc = wf_spool_start(a);
 	if (rc != 0) {
 		end_now(a, WF_RESULT_LOST, "cannot create spool files in %s: "
 			"%s", a->dir, strerror(rc));
@@ -604,12 +597,12 @@ launch(wf_attempt *a, const wf_msg_assign *as)
 	if (wf_proc_pid(a->proc) > 0) {
 		wf_log(WF_LOG_INFO, "%s: started (pid %d)", a->label,
 			(int)wf_proc_pid(a->proc));
-		// Recorded (at the end of this loop iteration, with the
-		// other changes of it) so that a restarted worker knows what
-		// it left running: the pid and its start time, which tells
-		// the process from a later one with a recycled pid.
+		// Recorded (with the next spool commit) so that a restarted
+		// worker knows what it left running: the pid, and its start
+		// time, read then (gather, spoolwrite.c), which tells the
+		// process from a later one with a recycled pid.
 		a->pid = (int)wf_proc_pid(a->proc);
-		a->pid_start = wf_proc_start_ticks(a->pid, NULL);
+		a->pid_start = 0;
 		a->started_ms = wf_now_ms();
 		wf_spool_mark(a);
 	}

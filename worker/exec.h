@@ -123,8 +123,9 @@ int wf_fd_above_stdio(int fd);
 // whole before CB runs: on any error CB is never called. Returns WF_ETOOBIG
 // when the file is larger than MAX bytes (without reading it), WF_EPROTO
 // for a line that is not KEY=VALUE or holds a NUL byte (ERR names the line),
-// WF_EINVAL when the path is not a regular file, WF_EOK for a missing file.
-// ERR (may be NULL) gets one line, "" on success.
+// WF_EINVAL when the path is not a regular file, WF_ENOTFOUND for a missing
+// file (the task wrote no outputs: not an error). ERR (may be NULL) gets one
+// line, "" on success or a missing file.
 wf_err wf_output_parse(const char *path, size_t max,
 	void (*cb)(void *arg, const char *key, const char *value), void *arg,
 	char *err, size_t errlen) WF_MUST_CHECK;

@@ -198,7 +198,7 @@ wf_output_parse(const char *path, size_t max,
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ENOENT)
-			return WF_EOK;
+			return WF_ENOTFOUND;
 		set_err(err, errlen, "cannot open $WEFT_OUTPUT: %s",
 			strerror(errno));
 		return wf_err_from_errno(errno);

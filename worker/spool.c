@@ -80,11 +80,16 @@ wf_spool_mkdirs(const char *path)
 	return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
 }
 
-int
-wf_spool_create(const char *path, int *out)
+// create_log creates PATH, or truncates it when it exists (*STALE true).
+static int
+create_log(const char *path, int *out, bool *stale)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND |
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND |
 		O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST) {
+		*stale = true;
+		fd = open(path, O_WRONLY | O_TRUNC | O_APPEND | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return errno;
 	fd = wf_fd_above_stdio(fd);
@@ -92,6 +97,29 @@ wf_spool_create(const char *path, int *out)
 		return errno;
 	*out = fd;
 	return 0;
+}
+
+int
+wf_spool_start(wf_attempt *a)
+{
+	// The run's directory mostly exists (it serves all its attempts):
+	// made only when the log cannot be created without it.
+	bool stale = false;
+	int rc = create_log(a->log_path, &a->log_fd, &stale);
+	if (rc == ENOENT && (rc = wf_spool_mkdirs(a->dir)) == 0)
+		rc = create_log(a->log_path, &a->log_fd, &stale);
+	if (rc != 0)
+		return rc;
+	// $WEFT_OUTPUT is made by the task if it writes any (no file, no
+	// outputs). One left by an attempt of the same id (a scheduler that
+	// crashed before recording it) must not count. It can only be there
+	// beside that attempt's log (wf_spool_remove takes it first): looked
+	// for only then, which saves a lookup per attempt.
+	if (stale && unlink(a->out_path) != 0 && errno != ENOENT) {
+		rc = errno;
+		wf_spool_log_close(a);
+	}
+	return rc;
 }
 
 uint64_t
@@ -144,10 +172,12 @@ wf_spool_read(const char *path, uint64_t offset, char *buf, size_t len)
 void
 wf_spool_remove(const wf_attempt *a)
 {
+	// $WEFT_OUTPUT first: one is only ever found beside its log
+	// (wf_spool_start counts on it).
+	if (a->out_path != NULL && !a->out_absent)
+		unlink(a->out_path);
 	if (a->log_path != NULL)
 		unlink(a->log_path);
-	if (a->out_path != NULL)
-		unlink(a->out_path);
 	if (a->dir == NULL)
 		return;
 	// The run's directory goes with its last attempt here (so that the

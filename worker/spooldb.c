@@ -263,6 +263,14 @@ wf_proc_start_ticks(int pid, int *pgrp)
 	return t;
 }
 
+uint64_t
+wf_proc_leader_start(int pid)
+{
+	char state = 0;
+	int group = 0;
+	return proc_stat(pid, &state, &group);
+}
+
 // kill_leftovers kills what is left of an attempt that ran as process group
 // PGID, whose leader started at START. The leader still there, alive or a
 // zombie, with that start time (not a recycled pid): the whole group. The

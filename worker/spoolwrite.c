@@ -79,6 +79,14 @@ gather(wf_worker *w)
 	for (wf_attempt *a = w->attempts; a != NULL; a = a->next) {
 		if (!a->db_dirty)
 			continue;
+		// A running attempt's start time is read only now: most short
+		// attempts have ended by then, and their record needs none
+		// (one open and read of /proc less per task). Its process is
+		// not reaped yet (that would have ended the attempt), so the
+		// pid still names it, a zombie at worst.
+		if (a->state == ATTEMPT_RUNNING && a->pid > 0 &&
+			a->pid_start == 0)
+			a->pid_start = wf_proc_leader_start(a->pid);
 		uint32_t i = b->nput++;
 		wf_spool_key(b->keys[i], a->id);
 		b->ids[i] = a->id;

@@ -108,6 +108,7 @@ typedef struct wf_attempt {
 	bool stored;     // ended and its result is durable
 	int pid;         // the process (= its group), for a restart
 	uint64_t pid_start; // its start time in /proc/PID/stat (ticks)
+	bool out_absent; // the task wrote no $WEFT_OUTPUT (nothing to remove)
 } wf_attempt;
 
 typedef enum worker_state {
@@ -280,9 +281,11 @@ void wf_spool_name(const char *name, size_t namelen, uint64_t tag,
 // wf_spool_mkdirs creates PATH and its parents (mode 0700 for new ones).
 // 0 or an errno.
 int wf_spool_mkdirs(const char *path);
-// wf_spool_create creates or truncates PATH (0600) and opens it for
-// appending: 0 and *FD (close-on-exec, never 0-2), or an errno.
-int wf_spool_create(const char *path, int *fd);
+// wf_spool_start creates A's log (0600; and A's run directory if need be)
+// and leaves A->log_fd open on it for appending (close-on-exec, never 0-2).
+// It clears what an earlier attempt of the same id may have left. 0 or an
+// errno.
+int wf_spool_start(wf_attempt *a);
 // wf_spool_size returns the size of PATH (0 when it does not exist).
 uint64_t wf_spool_size(const char *path);
 // wf_spool_log_size returns the size of A's log: from its open descriptor
@@ -352,5 +355,9 @@ void wf_spool_unsynced_clear(wf_worker *w);
 // wf_proc_start_ticks returns the start time of process PID (field 22 of
 // /proc/PID/stat) and its process group, or 0 when there is no such process.
 uint64_t wf_proc_start_ticks(int pid, int *pgrp);
+// wf_proc_leader_start returns the start time of our own child PID, not
+// yet reaped (a zombie counts: its pid, and its group, are still ours),
+// or 0 when /proc cannot tell.
+uint64_t wf_proc_leader_start(int pid);
 
 #endif

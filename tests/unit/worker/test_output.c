@@ -124,7 +124,7 @@ START_TEST(empty_and_missing)
 	snprintf(missing, sizeof missing, "%s/nope", tmp);
 	char err[64] = "junk";
 	ck_assert_int_eq(wf_output_parse(missing, LIMIT, collect, &calls, err,
-		sizeof err), WF_EOK);
+		sizeof err), WF_ENOTFOUND);
 	ck_assert_str_eq(err, "");
 	ck_assert_int_eq(calls, 0);
 }

@@ -781,6 +781,53 @@ START_TEST(test_result_outputs_log)
 }
 END_TEST
 
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs(text, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+}
+
+// Files an earlier attempt of the same id left (a scheduler that crashed
+// before recording the assignment sends it again) count for nothing: the
+// log starts empty, the old $WEFT_OUTPUT is not read as this attempt's.
+START_TEST(test_leftover_files_of_same_id)
+{
+	start_worker(2, 0, 0);
+	char dir[600], log[700], out[700];
+	snprintf(dir, sizeof dir, "%s/dag.1", spool);
+	snprintf(log, sizeof log, "%s/a.1.log", dir);
+	snprintf(out, sizeof out, "%s/a.1.out", dir);
+	ck_assert_int_eq(wf_spool_mkdirs(dir), 0);
+	write_file(log, "old log\n");
+	write_file(out, "stale=1\n");
+	spec s = {.id = aid(1, 1), .task = "a", .shell = "echo new"};
+	queue(&s);
+	seen *r = wait_result(s.id, 10000);
+	ck_assert_int_eq(r->kind, WF_RESULT_EXITED);
+	ck_assert_str_eq(r->error, "");
+	ck_assert_str_eq(r->outputs, "");
+	ck_assert_str_eq(r->log, "new\n");
+	ck_assert(run_until(spool_empty, 5000));
+
+	// The same with outputs written this time: they are the new ones.
+	spec t = {.id = aid(1, 2), .task = "a",
+		.shell = "echo fresh=2 >> \"$WEFT_OUTPUT\""};
+	snprintf(log, sizeof log, "%s/a.2.log", dir);
+	snprintf(out, sizeof out, "%s/a.2.out", dir);
+	ck_assert_int_eq(wf_spool_mkdirs(dir), 0); // went with a.1's files
+	write_file(log, "old log\n");
+	write_file(out, "stale=1\n");
+	queue(&t);
+	r = wait_result(t.id, 10000);
+	ck_assert_str_eq(r->outputs, "fresh=2;");
+	ck_assert_uint_eq(r->loglen, 0);
+	ck_assert(run_until(spool_empty, 5000));
+}
+END_TEST
+
 START_TEST(test_bad_output_fails)
 {
 	start_worker(2, 0, 0);
@@ -1731,6 +1778,7 @@ suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_result_outputs_log);
+	tcase_add_test(tc, test_leftover_files_of_same_id);
 	tcase_add_test(tc, test_bad_output_fails);
 	tcase_add_test(tc, test_spawn_and_timeout);
 	tcase_add_test(tc, test_duplicate_assignment_runs_once);
