@@ -982,6 +982,15 @@ dial_why(nng_dialer d, const char *url, char *why, size_t whylen)
 			"listens on tls+tcp://, use that URL and --tls-ca)");
 }
 
+void
+wf_client_why(const wf_client *c, const char *url, char *why, size_t whylen)
+{
+	if (whylen > 0)
+		why[0] = '\0';
+	if (!c->is_local)
+		dial_why(c->dialer, url, why, whylen);
+}
+
 wf_err
 wf_call_sync(const char *url, const void *data, size_t len,
 	int32_t timeout_ms, void **reply, size_t *replylen)

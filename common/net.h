@@ -112,6 +112,14 @@ wf_err wf_client_call(wf_client *c, const void *data, size_t len,
 // peer that is gone, as opposed to one that is silent). Any thread.
 bool wf_client_connected(const wf_client *c);
 
+// wf_client_why says in WHY what kept C (dialing URL) from connecting, when
+// NNG's statistics tell: a TLS handshake that failed, or a peer that does
+// not speak weft's protocol there. "" when they do not (nothing listens,
+// say), and for a loop-local client. The counts are C's whole life's: it
+// says most to a client that never got through.
+void wf_client_why(const wf_client *c, const char *url, char *why,
+	size_t whylen);
+
 // wf_client_close aborts outstanding calls (their callbacks run with
 // WF_ECLOSED, on the loop, after this returns) and frees the client; CB
 // (may be NULL) runs after them. May be called from a reply callback.

@@ -26,13 +26,34 @@ static void send_hello(wf_worker *w);
 static void send_poll(wf_worker *w);
 static void send_report(wf_worker *w);
 
+// explain_down logs, once, why a worker that never got through cannot
+// connect, as soon as NNG's statistics tell (a TLS handshake that fails, a
+// peer that is not a scheduler): a worker with the wrong CA or without its
+// client certificate would otherwise only say that it is waiting.
+static void
+explain_down(wf_worker *w)
+{
+	if (w->ever_connected || w->down_explained)
+		return;
+	char why[512];
+	wf_client_why(w->client, w->url, why, sizeof why);
+	if (why[0] == '\0')
+		return;
+	w->down_explained = true;
+	wf_log(WF_LOG_ERROR, "worker %s: cannot connect to the scheduler at "
+		"%s: %s; retrying", w->name, w->url, why);
+}
+
 static void
 set_link(wf_worker *w, int link, const char *detail)
 {
 	int was = w->link;
 	w->link = link;
-	if (link == was)
+	if (link == was) {
+		if (link == LINK_DOWN)
+			explain_down(w);
 		return;
+	}
 	switch (link) {
 	case LINK_OK:
 		if (was != LINK_UNKNOWN)
@@ -46,6 +67,7 @@ set_link(wf_worker *w, int link, const char *detail)
 		else
 			wf_log(WF_LOG_WARN, "worker %s: waiting for the "
 				"scheduler at %s", w->name, w->url);
+		explain_down(w);
 		break;
 	case LINK_REFUSED:
 		wf_log(WF_LOG_ERROR, "worker %s: the scheduler at %s refused "

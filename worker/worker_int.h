@@ -169,6 +169,7 @@ struct wf_worker {
 	uint32_t report_backoff_ms, hello_backoff_ms, poll_backoff_ms;
 	uint64_t progress;        // bumped by every ack that changes something
 	bool ever_connected;      // a WELCOME has come
+	bool down_explained;      // why we cannot connect was logged
 	int link;                 // how the last call went (logged on change)
 
 	uv_timer_t hello_timer, poll_timer, tick_timer, drain_timer, db_timer;

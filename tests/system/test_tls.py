@@ -186,11 +186,15 @@ def test_client_certificates_are_required_when_the_scheduler_has_a_ca(cluster, p
                               "WEFT_TLS_KEY": str(pki / "stranger.key")}, "runs")
     assert r.returncode == 3
     assert "the TLS handshake failed" in r.stderr
-    # A worker without a client certificate never gets in.
+    # A worker without a client certificate never gets in, and says why
+    # (once), rather than only that it waits.
     w = cluster.start_worker("nocert", extra=(
         "--tls-ca", pki / "ca.crt", "--token-file", token))
+    wait_for(lambda: "the TLS handshake failed" in w.output(), timeout=20,
+             what="the worker to say why it cannot connect")
     time.sleep(1.5)
     assert w.alive()
+    assert w.output().count("cannot connect to the scheduler at") == 1, w.output()
     assert cluster.weft("workers", "--json", check=0).stdout.strip() == "[]"
     # The token is still checked behind TLS.
     r = client_with(cluster, {"WEFT_TOKEN": ""}, "runs")
