@@ -499,3 +499,40 @@ def test_scheduler_with_its_stdio_closed_stops_cleanly(tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_worker_with_its_stdio_closed(tmp_path):
+    """`weft worker` started with stdin and stderr closed runs a task whose
+    output reaches its log and whose stdin is /dev/null, and stops on
+    SIGTERM with status 0 (main() opens /dev/null on a closed 0-2 first:
+    libuv aborts on a descriptor of its own numbered 0-2)."""
+    import signal
+    from weftproc import Cluster
+    c = Cluster(tmp_path)
+    p = None
+    try:
+        c.start_scheduler()
+        work = tmp_path / "work"
+        work.mkdir()
+
+        def close_in():
+            os.close(0)
+            os.close(2)
+
+        p = subprocess.Popen([WEFT_BIN, "worker", "--connect", c.addr,
+                              "--name", "quiet", "--work-dir", str(work)],
+                             stdout=subprocess.DEVNULL, preexec_fn=close_in)
+        c.wait_workers(1)
+        dag = write(tmp_path / "io.yaml",
+                    "name: io\ntasks:\n  t:\n    run: echo out; echo err >&2; cat\n")
+        c.weft("submit", dag, check=0)
+        run_id = c.weft("trigger", "io", check=0).stdout.strip()
+        assert c.wait_run(run_id)["state"] == "success"
+        assert c.weft("logs", run_id, "t", check=0).stdout == "out\nerr\n"
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait()
+        c.stop()
