@@ -74,17 +74,16 @@ wf_cmd_cron(const wf_cmd *cmd, int argc, char **argv)
 
 	char err[256];
 	wf_cron cron;
-	if (!wf_cron_parse(expr, &cron, err, sizeof(err))) {
-		wf_cli_error("%s", err);
-		return WF_EXIT_FAIL;
-	}
+	// The expression and the zone are this command's arguments: one it
+	// cannot read is a malformed argument (exit 2), as a bad --from is.
+	// (In a DAG file the same mistakes make the file invalid: exit 1.)
+	if (!wf_cron_parse(expr, &cron, err, sizeof(err)))
+		return wf_cli_usage(cmd, "%s", err);
 	const wf_tz *tz = wf_tz_utc();
 	if (zone != NULL) {
 		tz = wf_tz_load(zone, err, sizeof(err));
-		if (tz == NULL) {
-			wf_cli_error("%s", err);
-			return WF_EXIT_FAIL;
-		}
+		if (tz == NULL)
+			return wf_cli_usage(cmd, "--tz: %s", err);
 	}
 	int64_t t;
 	if (from == NULL) {

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/progress.h"
+#include "scheduler/run.h"
 
 static void
 pack_one(msgpack_packer *pk, const char *key, const char *val)
@@ -69,6 +70,10 @@ wf_cmd_runs(const wf_cmd *cmd, int argc, char **argv)
 			a.dag = optarg;
 			break;
 		case OPT_STATE:
+			if (wf_run_state_parse(optarg) < 0)
+				return wf_cli_usage(cmd, "unknown run state "
+					"'%s' (one of queued, running, "
+					"success, failed, cancelled)", optarg);
 			a.state = optarg;
 			break;
 		case OPT_LIMIT:

@@ -473,7 +473,14 @@ static void
 call_runs(wf_sched *s, wf_request *req, const wf_msg_call *c)
 {
 	runs_ctx ctx = {.s = s, .state = -1, .limit = 100};
-	sched_arg_str(c, "dag", ctx.dag, sizeof(ctx.dag));
+	// A DAG never registered is most likely a typo: said, not an empty
+	// list (a DAG's runs never outlive it: DAGs are not deleted).
+	if (sched_arg_str(c, "dag", ctx.dag, sizeof(ctx.dag)) &&
+		registry_find(s, ctx.dag) == NULL) {
+		sched_reply_error(s, req, WF_ENOTFOUND, "no DAG named '%s' "
+			"('weft dags' lists them)", ctx.dag);
+		return;
+	}
 	char st[32];
 	if (sched_arg_str(c, "state", st, sizeof(st))) {
 		ctx.state = wf_run_state_parse(st);

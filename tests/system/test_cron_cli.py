@@ -158,13 +158,16 @@ def test_usage_errors_exit_2(weft, args):
     ("@every soon", "is not a duration"),
     ("", "empty schedule"),
 ])
-def test_bad_expression_exit_1(weft, expr, message):
+def test_bad_expression_exit_2(weft, expr, message):
+    # The expression is the argument: one weft cannot read is a malformed
+    # argument, a usage error (in a DAG file it makes the file invalid).
     p = weft("cron", expr, "--from", "2026-01-01")
-    assert p.returncode == 1, p.stderr
+    assert p.returncode == 2, p.stderr
     assert p.stdout == ""
-    assert p.stderr.startswith("weft: error: ")
-    assert message in p.stderr
-    assert len(p.stderr.splitlines()) == 1
+    lines = p.stderr.splitlines()
+    assert lines[0].startswith("weft: error: ")
+    assert message in lines[0]
+    assert lines[1:] == ["Run 'weft cron --help' for usage."]
 
 
 @pytest.mark.parametrize("zone,message", [
@@ -172,9 +175,9 @@ def test_bad_expression_exit_1(weft, expr, message):
     ("../../etc/passwd", "invalid time zone name"),
     ("/etc/localtime", "invalid time zone name"),
 ])
-def test_bad_zone_exit_1(weft, zone, message):
+def test_bad_zone_exit_2(weft, zone, message):
     p = weft("cron", "0 3 * * *", "--tz", zone)
-    assert p.returncode == 1
+    assert p.returncode == 2
     assert p.stdout == ""
     assert p.stderr.startswith("weft: error: ")
     assert message in p.stderr

@@ -292,6 +292,10 @@ def test_bad_input_is_refused_cleanly(cluster, tmp_path):
     cluster.weft("show", check=2)
     cluster.weft("runs", "--limit", "zero", check=2)
     cluster.weft("runs", "--bogus", check=2)
+    r = cluster.weft("runs", "--state", "done", check=2)
+    assert "unknown run state 'done'" in r.stderr
+    r = cluster.weft("runs", "--dag", "nope", check=1)
+    assert r.stderr.startswith("weft: error: no DAG named 'nope'")
     bad = write(tmp_path / "bad.yaml", "name: bad\ntasks:\n  a: {run: x, retires: 2}\n")
     r = cluster.weft("submit", bad, check=1)
     assert "bad.yaml:3:" in r.stderr and "retries" in r.stderr
