@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "common/tls.h"
+#include "common/url.h"
 #include "common/wire.h"
 
 // A call waits this long for its reply before giving up (exit 3), plus
@@ -376,11 +377,19 @@ wf_cli_call(const wf_client_opts *o, const char *cmd, wf_pack_args_fn pack,
 		wf_auth_wipe_free(token);
 		return code;
 	}
-	const char *url = o->url;
-	if (url == NULL)
+	const char *url = o->url, *url_from = "--scheduler";
+	if (url == NULL) {
 		url = getenv("WEFT_SCHEDULER");
+		url_from = "$WEFT_SCHEDULER";
+	}
 	if (url == NULL || url[0] == '\0')
 		url = WF_DEFAULT_URL;
+	char why[256];
+	if (!wf_url_check(url, false, why, sizeof why)) {
+		wf_auth_wipe_free(token);
+		wf_cli_error("%s '%s': %s", url_from, url, why);
+		return WF_EXIT_USAGE;
+	}
 	if ((code = tls_for(o, url)) >= 0) {
 		wf_auth_wipe_free(token);
 		return code;

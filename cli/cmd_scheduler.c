@@ -11,6 +11,7 @@
 #include "common/auth.h"
 #include "common/log.h"
 #include "common/tls.h"
+#include "common/url.h"
 #include "dag/time.h"
 #include "scheduler/sched.h"
 
@@ -193,6 +194,9 @@ wf_cmd_scheduler(const wf_cmd *cmd, int argc, char **argv)
 	if (optind < argc)
 		return wf_cli_usage(cmd, "unexpected argument '%s'",
 			argv[optind]);
+	char why[256];
+	if (!wf_url_check(listen, true, why, sizeof why))
+		return wf_cli_usage(cmd, "--listen '%s': %s", listen, why);
 	if (worker_token_file != NULL && token_file == NULL)
 		return wf_cli_usage(cmd, "--worker-token-file needs "
 					 "--token-file (the clients' token)");

@@ -18,6 +18,7 @@
 #include "common/auth.h"
 #include "common/log.h"
 #include "common/tls.h"
+#include "common/url.h"
 #include "dag/time.h"
 #include "worker/worker.h"
 
@@ -242,10 +243,15 @@ wf_cmd_worker(const wf_cmd *cmd, int argc, char **argv)
 		return wf_cli_usage(cmd, "unexpected argument '%s'",
 			argv[optind]);
 
+	const char *url_from = "--connect";
 	if (url == NULL) {
 		const char *env = getenv("WEFT_SCHEDULER");
 		url = env != NULL && env[0] != '\0' ? env : DEFAULT_URL;
+		url_from = "$WEFT_SCHEDULER";
 	}
+	char bad[256];
+	if (!wf_url_check(url, false, bad, sizeof bad))
+		return wf_cli_usage(cmd, "%s '%s': %s", url_from, url, bad);
 	int tls_code = wf_cli_tls_client(url, &tls);
 	if (tls_code >= 0)
 		return tls_code;

@@ -324,6 +324,37 @@ tasks:
     cluster.weft("runs", check=0)
 
 
+@pytest.mark.parametrize("args,says", [
+    (["runs", "--scheduler", "bogus"], "--scheduler 'bogus': not an address"),
+    (["runs", "--scheduler", "http://h:80"], "unknown transport 'http://'"),
+    (["runs", "--scheduler", "tcp://127.0.0.1"], "no port"),
+    (["show", "x.1", "--scheduler", "tcp://127.0.0.1:notaport"], "port 'notaport'"),
+    (["worker", "--connect", "tcp://:7070", "--work-dir", "{d}"],
+     "--connect 'tcp://:7070': no host"),
+    (["scheduler", "--listen", "tcp://127.0.0.1:70000", "--data", "{d}"],
+     "--listen 'tcp://127.0.0.1:70000'"),
+    (["scheduler", "--listen", "udp://0.0.0.0:1", "--data", "{d}"],
+     "unknown transport 'udp://'"),
+])
+def test_malformed_addresses_are_usage_errors(tmp_path, args, says):
+    # Before anything dials or listens (NNG would only say "invalid
+    # argument", or fail to connect in puzzling ways), or makes a dir.
+    args = [a.replace("{d}", str(tmp_path / "d")) for a in args]
+    r = run_weft(*args, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("weft: error: "), r.stderr
+    assert says in r.stderr.splitlines()[0], r.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_malformed_weft_scheduler_variable_is_named(tmp_path):
+    env = dict(os.environ, WEFT_SCHEDULER="tcp://host")
+    for args in (["runs"], ["worker", "--work-dir", str(tmp_path)]):
+        r = run_weft(*args, env=env, timeout=30)
+        assert r.returncode == 2, r.stderr
+        assert "$WEFT_SCHEDULER 'tcp://host': no port" in r.stderr
+
+
 def test_unreachable_scheduler_exits_3_quickly(tmp_path):
     t0 = time.monotonic()
     r = run_weft("runs", "--scheduler", "tcp://127.0.0.1:9")
