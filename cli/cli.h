@@ -25,6 +25,9 @@ typedef struct wf_cmd {
 // wf_cli_error prints "weft: error: MESSAGE" to stderr.
 void wf_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+// wf_cli_missing is wf_cli_usage for a missing argument: "missing WHAT",
+// followed by the command's usage line.
+int wf_cli_missing(const wf_cmd *cmd, const char *what);
 // wf_cli_usage prints a usage error and a pointer to `weft CMD --help`, and
 // returns WF_EXIT_USAGE.
 int wf_cli_usage(const wf_cmd *cmd, const char *fmt, ...)

@@ -414,7 +414,7 @@ wf_client_parse(const wf_cmd *cmd, int argc, char **argv, wf_client_opts *o,
 			return wf_cli_usage(cmd, "unexpected flag");
 	}
 	if (argc - optind < minpos)
-		return wf_cli_usage(cmd, "missing argument");
+		return wf_cli_missing(cmd, "argument");
 	if (argc - optind > maxpos)
 		return wf_cli_usage(cmd, "unexpected argument '%s'",
 			argv[optind + maxpos]);

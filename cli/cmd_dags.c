@@ -275,8 +275,10 @@ wf_cmd_trigger(const wf_cmd *cmd, int argc, char **argv)
 	}
 	if (optind != argc - 1) {
 		wf_params_free(&params);
-		return wf_cli_usage(cmd, optind >= argc ? "no DAG named"
-							: "too many arguments");
+		if (optind >= argc)
+			return wf_cli_missing(cmd, "the DAG name");
+		return wf_cli_usage(cmd, "unexpected argument '%s'",
+			argv[optind + 1]);
 	}
 	char run_id[300];
 	code = wf_trigger_run(&o, argv[optind], &params, run_id,

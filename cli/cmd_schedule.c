@@ -62,7 +62,7 @@ parse_common(const wf_cmd *cmd, int argc, char **argv,
 			return wf_cli_usage(cmd, "unexpected flag");
 	}
 	if (optind >= argc)
-		return wf_cli_usage(cmd, "no DAG named");
+		return wf_cli_missing(cmd, "the DAG name");
 	if (optind + 1 < argc)
 		return wf_cli_usage(cmd, "unexpected argument '%s'",
 			argv[optind + 1]);

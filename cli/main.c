@@ -213,6 +213,16 @@ wf_cli_error(const char *fmt, ...)
 }
 
 int
+wf_cli_missing(const wf_cmd *cmd, const char *what)
+{
+	// The help text starts with "usage: weft NAME ...": that line shows
+	// what was left out.
+	const char *h = cmd->help, *nl = strchr(h, '\n');
+	int n = nl != NULL ? (int)(nl - h) : (int)strlen(h);
+	return wf_cli_usage(cmd, "missing %s (%.*s)", what, n, h);
+}
+
+int
 wf_cli_usage(const wf_cmd *cmd, const char *fmt, ...)
 {
 	va_list ap;

@@ -85,3 +85,18 @@ def test_unknown_flag(weft, cmd):
 def test_missing_argument(weft, cmd):
     r = weft(cmd)
     assert r.returncode == 2 and r.stderr.startswith("weft: error:"), r.stderr
+
+
+@pytest.mark.parametrize("cmd,usage", [
+    ("show", "usage: weft show RUN"),
+    ("submit", "usage: weft submit FILE..."),
+    ("cancel", "usage: weft cancel RUN"),
+    ("trigger", "usage: weft trigger DAG"),
+    ("pause", "usage: weft pause DAG"),
+])
+def test_a_missing_argument_shows_the_usage_line(weft, cmd, usage):
+    # Before any scheduler is called: WEFT_SCHEDULER points nowhere.
+    r = weft(cmd)
+    assert r.returncode == 2, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("weft: error: missing ") and usage in first, r.stderr
