@@ -250,25 +250,14 @@ proc_stat(int pid, char *state, int *pgrp)
 }
 
 uint64_t
-wf_proc_start_ticks(int pid, int *pgrp)
+wf_proc_start(int pid, char *state)
 {
-	char state = 0;
+	char st = 0;
 	int group = 0;
-	uint64_t t = proc_stat(pid, &state, &group);
-	// A zombie is as good as gone.
-	if (t == 0 || state == 'Z' || state == 'X')
-		return 0;
-	if (pgrp != NULL)
-		*pgrp = group;
+	uint64_t t = proc_stat(pid, &st, &group);
+	if (state != NULL)
+		*state = t != 0 ? st : 0;
 	return t;
-}
-
-uint64_t
-wf_proc_leader_start(int pid)
-{
-	char state = 0;
-	int group = 0;
-	return proc_stat(pid, &state, &group);
 }
 
 // kill_leftovers kills what is left of an attempt that ran as process group

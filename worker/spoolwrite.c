@@ -86,7 +86,7 @@ gather(wf_worker *w)
 		// pid still names it, a zombie at worst.
 		if (a->state == ATTEMPT_RUNNING && a->pid > 0 &&
 			a->pid_start == 0)
-			a->pid_start = wf_proc_leader_start(a->pid);
+			a->pid_start = wf_proc_start(a->pid, NULL);
 		uint32_t i = b->nput++;
 		wf_spool_key(b->keys[i], a->id);
 		b->ids[i] = a->id;

@@ -353,12 +353,9 @@ void wf_spool_unsynced_check(wf_worker *w);
 bool wf_spool_unsynced_mark(wf_worker *w);
 // wf_spool_unsynced_clear removes the mark, once all is flushed.
 void wf_spool_unsynced_clear(wf_worker *w);
-// wf_proc_start_ticks returns the start time of process PID (field 22 of
-// /proc/PID/stat) and its process group, or 0 when there is no such process.
-uint64_t wf_proc_start_ticks(int pid, int *pgrp);
-// wf_proc_leader_start returns the start time of our own child PID, not
-// yet reaped (a zombie counts: its pid, and its group, are still ours),
-// or 0 when /proc cannot tell.
-uint64_t wf_proc_leader_start(int pid);
+// wf_proc_start returns the start time of process PID (field 22 of
+// /proc/PID/stat; a zombie has one too) and, in STATE if not NULL, its
+// state letter ('Z' for a zombie); 0 (and state 0) when /proc cannot tell.
+uint64_t wf_proc_start(int pid, char *state);
 
 #endif

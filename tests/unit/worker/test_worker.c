@@ -1561,7 +1561,10 @@ END_TEST
 static bool
 alive(int pid)
 {
-	return pid > 0 && wf_proc_start_ticks(pid, NULL) != 0;
+	// A zombie is as good as gone.
+	char state;
+	return pid > 0 && wf_proc_start(pid, &state) != 0 && state != 'Z' &&
+		state != 'X';
 }
 
 static int
