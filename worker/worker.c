@@ -242,6 +242,54 @@ tick_cb(uv_timer_t *t)
 	wf_conn_tick(w);
 }
 
+// remove_default_spool deletes a default spool (WORK_DIR/.weft-worker/NAME)
+// once its database is closed, and .weft-worker if nothing else is in it,
+// so that `weft run`, or a worker that could not start, leaves nothing
+// behind in the work dir. DB_EMPTY: the database held no record; without
+// it only empty directories go (rmdir fails, harmlessly, while anything is
+// in them, such as another worker's spool).
+static void
+remove_default_spool(wf_worker *w, bool db_empty)
+{
+	if (!w->spool_default)
+		return;
+	if (db_empty) {
+		static const char *const files[] = {"data.mdb", "lock.mdb",
+			"lock", ""};
+		char path[PATH_MAX];
+		for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+			snprintf(path, sizeof path, "%s/results%s%s",
+				w->spool_dir, files[i][0] != '\0' ? "/" : "",
+				files[i]);
+			if (files[i][0] != '\0')
+				unlink(path);
+			else
+				rmdir(path);
+		}
+	}
+	if (rmdir(w->spool_dir) == 0) {
+		char *slash = strrchr(w->spool_dir, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			rmdir(w->spool_dir);
+			*slash = '/';
+		}
+	}
+}
+
+// start_failed undoes what wf_worker_start did before it failed: the
+// spool database is closed, and a default spool it created goes again.
+static void
+start_failed(wf_worker *w)
+{
+	bool db_empty = false;
+	if (w->db != NULL) {
+		db_empty = wf_spool_db_empty(w);
+		wf_spool_db_close(w);
+	}
+	remove_default_spool(w, db_empty);
+}
+
 wf_err
 wf_worker_start(wf_worker *w)
 {
@@ -252,6 +300,7 @@ wf_worker_start(wf_worker *w)
 		snprintf(w->errmsg, sizeof w->errmsg, "spool dir %s: %s",
 			w->spool_dir, strerror(rc));
 		wf_log(WF_LOG_ERROR, "worker %s: %s", w->name, w->errmsg);
+		start_failed(w);
 		return wf_err_from_errno(rc);
 	}
 	// Results left by an earlier run of this worker, and the lock that
@@ -259,6 +308,7 @@ wf_worker_start(wf_worker *w)
 	wf_err err = wf_spool_db_open(w);
 	if (err != WF_EOK) {
 		wf_log(WF_LOG_ERROR, "worker %s: %s", w->name, w->errmsg);
+		start_failed(w);
 		return err;
 	}
 	err = w->local_server != NULL
@@ -269,7 +319,7 @@ wf_worker_start(wf_worker *w)
 			w->url, wf_strerror(err));
 		wf_log(WF_LOG_ERROR, "worker %s: %s", w->name, w->errmsg);
 		w->client = NULL;
-		wf_spool_db_close(w);
+		start_failed(w);
 		return err;
 	}
 	err = wf_exec_new(w->loop, &w->exec);
@@ -279,7 +329,7 @@ wf_worker_start(wf_worker *w)
 		wf_client_close(w->client, NULL, NULL);
 		w->client = NULL;
 		w->exec = NULL;
-		wf_spool_db_close(w);
+		start_failed(w);
 		return err;
 	}
 	uv_timer_t *timers[] = {&w->hello_timer, &w->poll_timer,
@@ -357,31 +407,7 @@ close_all(wf_worker *w)
 		(void)wf_spool_flush(w);
 	bool db_empty = left == 0 && wf_spool_db_empty(w);
 	wf_spool_db_close(w);
-	// A default spool left empty goes (with .weft-worker if that is
-	// empty too), so that `weft run` leaves nothing behind in the work
-	// dir; rmdir fails, harmlessly, while anything is in it.
-	if (w->spool_default && db_empty) {
-		static const char *const files[] = {"data.mdb", "lock.mdb",
-			"lock", ""};
-		char path[PATH_MAX];
-		for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-			snprintf(path, sizeof path, "%s/results%s%s",
-				w->spool_dir, files[i][0] != '\0' ? "/" : "",
-				files[i]);
-			if (files[i][0] != '\0')
-				unlink(path);
-			else
-				rmdir(path);
-		}
-	}
-	if (w->spool_default && rmdir(w->spool_dir) == 0) {
-		char *slash = strrchr(w->spool_dir, '/');
-		if (slash != NULL) {
-			*slash = '\0';
-			rmdir(w->spool_dir);
-			*slash = '/';
-		}
-	}
+	remove_default_spool(w, db_empty);
 	uv_timer_t *timers[] = {&w->hello_timer, &w->poll_timer,
 		&w->tick_timer, &w->drain_timer, &w->db_timer, &w->lease_timer};
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {

@@ -1666,6 +1666,48 @@ START_TEST(test_two_workers_one_spool)
 }
 END_TEST
 
+// A worker that cannot start leaves no default spool behind in its work
+// dir; one that fails because another worker holds that spool leaves the
+// other's spool alone.
+START_TEST(test_failed_start_leaves_no_default_spool)
+{
+	char top[400], data[600], lock[600];
+	snprintf(top, sizeof top, "%s/.weft-worker", tmp);
+	wf_worker_opts o = {
+		.loop = &loop,
+		.connect_url = "nosuch://scheduler",
+		.name = "w1",
+		.slots = 1,
+		.work_dir = tmp,
+	};
+	wf_worker *w;
+	char err[256];
+	ck_assert_int_eq(wf_worker_new(&o, &w, err, sizeof err), WF_EOK);
+	ck_assert_int_ne(wf_worker_start(w), WF_EOK);
+	ck_assert_msg(strstr(wf_worker_errmsg(w), "nosuch://") != NULL, "%s",
+		wf_worker_errmsg(w));
+	wf_worker_free(w);
+	struct stat st;
+	ck_assert_msg(stat(top, &st) != 0 && errno == ENOENT,
+		"%s is left behind", top);
+
+	o.connect_url = F.url;
+	start_worker_opts(&o); // W holds tmp/.weft-worker/w1
+	snprintf(data, sizeof data, "%s/w1/results/data.mdb", top);
+	ck_assert_int_eq(stat(data, &st), 0);
+	ck_assert_int_eq(wf_worker_new(&o, &w, err, sizeof err), WF_EOK);
+	ck_assert_int_eq(wf_worker_start(w), WF_EBUSY);
+	wf_worker_free(w);
+	ck_assert_int_eq(stat(data, &st), 0);
+	snprintf(lock, sizeof lock, "%s/w1/results/lock", top);
+	ck_assert_int_eq(stat(lock, &st), 0);
+	spec s = {.id = aid(1, 1), .task = "t", .shell = "echo ok"};
+	queue(&s);
+	seen *r = wait_result(s.id, 5000);
+	ck_assert_str_eq(r->log, "ok\n");
+}
+END_TEST
+
 static bool
 slots_zero(void)
 {
@@ -1796,6 +1838,7 @@ suite(void)
 	tcase_add_test(tc, test_after_follows_success_only);
 	tcase_add_test(tc, test_workdir_and_names);
 	tcase_add_test(tc, test_two_workers_one_spool);
+	tcase_add_test(tc, test_failed_start_leaves_no_default_spool);
 	tcase_add_test(tc, test_spool_db_failing_holds);
 	tcase_add_test(tc, test_spool_commit_cost);
 	tcase_add_test(tc, test_lease_lost_kills);
