@@ -28,6 +28,46 @@ compute_rank(const wf_dag *dag)
 	return rank;
 }
 
+// compute_keys orders the tasks of V for their records: by depth (the
+// longest chain of parents above a task), then by index. Tasks that run at
+// the same time are mostly of one depth, so their records share B-tree
+// pages and a commit writes few pages. In index order (the file's, often
+// one pipeline after another) the running tasks of parallel chains lie
+// far apart, and a commit wrote a page for nearly every task it changed
+// (bench/README.md, seventh session). The index order is topological, so
+// one pass finds every depth.
+static void
+compute_keys(dag_version *v)
+{
+	const wf_dag *dag = v->dag;
+	uint32_t n = dag->ntasks, maxd = 0;
+	uint32_t *depth = sched_calloc(n > 0 ? n : 1, sizeof(*depth));
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t np;
+		const uint32_t *par = wf_dag_parents(dag, i, &np);
+		for (uint32_t k = 0; k < np; k++)
+			if (depth[par[k]] + 1 > depth[i])
+				depth[i] = depth[par[k]] + 1;
+		if (depth[i] > maxd)
+			maxd = depth[i];
+	}
+	// A counting sort, stable in the index.
+	uint32_t *start = sched_calloc((size_t)maxd + 2, sizeof(*start));
+	for (uint32_t i = 0; i < n; i++)
+		start[depth[i] + 1]++;
+	for (uint32_t d = 1; d <= maxd + 1; d++)
+		start[d] += start[d - 1];
+	v->key_of = sched_calloc(n > 0 ? n : 1, sizeof(*v->key_of));
+	v->index_of = sched_calloc(n > 0 ? n : 1, sizeof(*v->index_of));
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t k = start[depth[i]]++;
+		v->key_of[i] = k;
+		v->index_of[k] = i;
+	}
+	free(start);
+	free(depth);
+}
+
 static dag_version *
 cache_add(wf_sched *s, const char *name, uint32_t version, wf_dag *dag)
 {
@@ -36,6 +76,7 @@ cache_add(wf_sched *s, const char *name, uint32_t version, wf_dag *dag)
 	v->version = version;
 	v->dag = dag;
 	v->rank = compute_rank(dag);
+	compute_keys(v);
 	v->next = s->versions;
 	s->versions = v;
 	return v;
@@ -109,6 +150,8 @@ version_free(dag_version *v)
 {
 	wf_dag_free(v->dag);
 	free(v->rank);
+	free(v->key_of);
+	free(v->index_of);
 	free(v->name);
 	free(v);
 }

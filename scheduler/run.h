@@ -113,6 +113,7 @@ struct wf_run {
 	bool dirty; // for the owner: the run record changed since last commit
 	bool listed;         // for the owner: in its list of changed runs,
 	uint32_t dirty_slot; // at this index
+	bool keys_by_depth;  // for the owner: how its task records are keyed
 	int64_t logical_ms, created_ms, started_ms, ended_ms;
 	wf_kv *params; // every param of the DAG, overrides applied (owned)
 	uint32_t nparams;

@@ -176,6 +176,7 @@ runs_create(wf_sched *s, dag_entry *d, const wf_kv *params, uint32_t nparams,
 		return e;
 	}
 	run->owner = dv;
+	run->keys_by_depth = true;
 	s->next_serial++;
 	uint8_t be[8];
 	wf_be64(be, s->next_serial);

@@ -31,7 +31,7 @@ enum {
 	T_VERSIONS,  // name \0 be32(version) -> version record (source)
 	T_RUNS,      // be64(serial) -> run record
 	T_RUN_NAMES, // "dag.N" -> be64(serial)
-	T_TASKS,     // be64(serial) be32(index) -> task record
+	T_TASKS,     // be64(serial) be32(key, registry.c) -> task record
 	T_ACTIVE,    // be64(serial) -> "" for every run not final
 	T_SLOTS,     // name \0 be64(logical) -> be64(serial): slots that ran
 	T_DURATIONS, // name \0 task (group) -> [ewma ms, n]: history.c
@@ -45,6 +45,9 @@ typedef struct dag_version {
 	uint32_t version;
 	wf_dag *dag;
 	double *rank; // longest remaining path per task (ms), for ordering
+	// Where each task's record goes in the run's key range, and back
+	// (registry.c compute_keys): by depth, then index.
+	uint32_t *key_of, *index_of;
 	uint32_t refs;
 	struct dag_version *next;
 } dag_version;

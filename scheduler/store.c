@@ -138,7 +138,7 @@ encode_run(msgpack_sbuffer *sb, const wf_run *run)
 {
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 12);
+	msgpack_pack_map(&pk, 13);
 	pack_kv(&pk, "name", run->name);
 	pack_kv(&pk, "dag", run->dag->name);
 	wf_mp_pack_cstr(&pk, "serial");
@@ -159,10 +159,24 @@ encode_run(msgpack_sbuffer *sb, const wf_run *run)
 	msgpack_pack_int64(&pk, run->started_ms);
 	wf_mp_pack_cstr(&pk, "ended");
 	msgpack_pack_int64(&pk, run->ended_ms);
+	// 1: task records keyed by depth (registry.c compute_keys); a run
+	// record without it, from an older weft, keys them by index.
+	wf_mp_pack_cstr(&pk, "keys");
+	msgpack_pack_uint8(&pk, run->keys_by_depth ? 1 : 0);
 	wf_mp_pack_cstr(&pk, "params");
 	msgpack_pack_map(&pk, run->nparams);
 	for (uint32_t p = 0; p < run->nparams; p++)
 		pack_kv(&pk, run->params[p].key, run->params[p].value);
+}
+
+// task_key is where task I of RUN has its record in the run's key range:
+// its place in the depth order of the run's DAG version (registry.c
+// compute_keys), or, for a run an older weft created, its index.
+static uint32_t
+task_key(const wf_run *run, uint32_t i)
+{
+	const dag_version *dv = run->owner;
+	return run->keys_by_depth ? dv->key_of[i] : i;
 }
 
 static void
@@ -381,7 +395,7 @@ encode_dirty(wf_sched *s, store_sink_fn sink, void *arg)
 		for (uint32_t k = 0; k < s->ndirty_tasks[r] && e == WF_EOK;
 			k++) {
 			uint32_t i = s->dirty_tasks[r][k];
-			wf_be32(key + 8, i);
+			wf_be32(key + 8, task_key(run, i));
 			msgpack_sbuffer_clear(&sb);
 			encode_task(&sb, &run->t[i]);
 			e = sink(arg, T_TASKS, key, 12, sb.data, sb.size, false);
@@ -586,6 +600,7 @@ store_find_run(wf_sched *s, const char *name, uint64_t *serial)
 
 typedef struct load_tasks_ctx {
 	wf_run *run;
+	const dag_version *dv; // the run's, for its keys
 	bool bad;
 } load_tasks_ctx;
 
@@ -603,6 +618,8 @@ load_task_cb(void *arg, const void *k, size_t klen, const void *v,
 		c->bad = true;
 		return 0;
 	}
+	if (c->run->keys_by_depth)
+		i = c->dv->index_of[i];
 	wf_tinst *ti = &c->run->t[i];
 	free(ti->worker);
 	free(ti->outputs);
@@ -664,9 +681,10 @@ load_run(wf_sched *s, wf_db_txn *txn, uint64_t serial, wf_run **out)
 	run->cancel_requested = cancel;
 	run->started_ms = get_i64(m, "started", 0);
 	run->ended_ms = get_i64(m, "ended", 0);
+	run->keys_by_depth = get_i64(m, "keys", 0) == 1;
 	record_free(&r);
 
-	load_tasks_ctx c = {.run = run};
+	load_tasks_ctx c = {.run = run, .dv = dv};
 	e = wf_db_iter(txn, T_TASKS, key, 8, false, load_task_cb, &c);
 	if (e != WF_EOK || c.bad) {
 		wf_run_free(run);
