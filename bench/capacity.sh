@@ -81,16 +81,20 @@ one() {
 	get() { awk -v k="$1" '$1 == k {print $2}' "$dir/sim.out"; }
 	local commits=-
 	[ -f "$dir/fsyncs" ] && commits=$(awk '/fdatasync/ {print $1}' "$dir/fsyncs")
-	printf '%-8s %8s %9s %9s %7.1fms %7.1fms %8s %7s %7s %6sMB\n' \
+	# The simulated pool shares the machine with the scheduler: its CPU
+	# says how much of the machine the scheduler could have had.
+	local simcpu
+	simcpu=$(awk '{printf "%.2f", $1 + $2}' "$dir/sim.cpu" 2>/dev/null || echo -)
+	printf '%-8s %8s %9s %9s %7.1fms %7.1fms %8s %7s %7s %6sMB %6s\n' \
 		"${k}x$s" "$(get completions)" "$(get rate)" "$(get rate_10_90)" \
 		"$(awk -v u="$(get hop_p50_us)" 'BEGIN {print u / 1000}')" \
 		"$(awk -v u="$(get hop_p99_us)" 'BEGIN {print u / 1000}')" \
-		"$(get per_sync)" "$commits" "$cpu" "$((rss / 1024))"
+		"$(get per_sync)" "$commits" "$cpu" "$((rss / 1024))" "$simcpu"
 }
 
 echo "chains of 'true' tasks, one chain per slot; load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-8s %8s %9s %9s %9s %9s %8s %7s %7s %8s\n' pool tasks compl/s 10-90%/s \
-	hop-p50 hop-p99 per-SYNC commits sched-s sched-rss
+printf '%-8s %8s %9s %9s %9s %9s %8s %7s %7s %8s %6s\n' pool tasks compl/s 10-90%/s \
+	hop-p50 hop-p99 per-SYNC commits sched-s sched-rss sim-s
 for p in "${pools[@]}"; do
 	one "${p%x*}" "${p#*x}"
 done
