@@ -374,7 +374,8 @@ commit_pump(wf_sched *s, bool force)
 	if (in_flight(s))
 		goto out; // what changed goes into the next batch
 	bool retry = c->retained != NULL;
-	if (!store_dirty(s) && !retry && !retention_pending(s)) {
+	if (!store_dirty(s) && !retry && !retention_pending(s) &&
+		!history_write_due(s)) {
 		// Nothing to write; replies of reads still wait for what
 		// they read to be durable (nothing is in flight: it is).
 		release_queued(s);

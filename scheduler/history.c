@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "scheduler/history.h"
 #include "scheduler/sched_int.h"
@@ -32,6 +33,9 @@ typedef struct sweep_plan {
 struct history {
 	char *buf;
 	size_t len, cap;
+	int64_t written_ms; // wf_mono_ms when samples last went into a commit
+	bool in_commit;     // the commit in progress writes BUF (history_flush)
+	bool run_ended;     // a run finished: write them with its end
 	sweep_dag *seen;
 	uint32_t nseen, capseen; // capseen: a power of two, or 0
 	char **todo;
@@ -162,6 +166,28 @@ history_sample(wf_sched *s, const wf_run *run, uint32_t i)
 
 static wf_err sweep(wf_sched *s, wf_db_txn *txn);
 
+// samples_due tells whether the samples waiting should go into the next
+// commit (history.h: HISTORY_APPLY_MS).
+static bool
+samples_due(const wf_sched *s, const struct history *h)
+{
+	return h->len > 0 && (s->closing || h->run_ended ||
+		h->len >= HISTORY_APPLY_BYTES ||
+		wf_mono_ms() - h->written_ms >= HISTORY_APPLY_MS);
+}
+
+bool
+history_write_due(wf_sched *s)
+{
+	return samples_due(s, hist_of(s));
+}
+
+void
+history_run_finished(wf_sched *s)
+{
+	hist_of(s)->run_ended = true;
+}
+
 wf_err
 history_apply_samples(const char *buf, size_t len, wf_db_txn *txn)
 {
@@ -203,8 +229,10 @@ void
 history_take_samples(wf_sched *s, char **buf, size_t *len, size_t *cap)
 {
 	struct history *h = hist_of(s);
-	if (h->len == 0)
+	if (!samples_due(s, h))
 		return;
+	h->written_ms = wf_mono_ms();
+	h->run_ended = false;
 	if (*len + h->len > *cap) {
 		*cap = *cap ? *cap : 4096;
 		while (*len + h->len > *cap)
@@ -222,7 +250,10 @@ wf_err
 history_flush(wf_sched *s, wf_db_txn *txn)
 {
 	struct history *h = hist_of(s);
-	wf_err e = history_apply_samples(h->buf, h->len, txn);
+	// A retried commit writes them again (in_commit stays set).
+	h->in_commit = h->in_commit || samples_due(s, h);
+	wf_err e = h->in_commit ? history_apply_samples(h->buf, h->len, txn)
+				: WF_EOK;
 	// After the samples: one of a task its DAG no longer has (a run of
 	// an older version) goes with the others.
 	return e != WF_EOK ? e : sweep(s, txn);
@@ -281,18 +312,25 @@ set_insert(learned_set *ls, const char *g, size_t len, double avg)
 	ls->n++;
 }
 
-static double
-set_find_n(const learned_set *ls, const char *g, size_t len)
+static learned_entry *
+set_slot(const learned_set *ls, const char *g, size_t len)
 {
 	if (ls->cap == 0)
-		return -1;
+		return NULL;
 	uint32_t j = (uint32_t)hash_bytes(g, len) & (ls->cap - 1);
 	while (ls->v[j].group != NULL) {
 		if (ls->v[j].len == len && memcmp(ls->v[j].group, g, len) == 0)
-			return ls->v[j].avg;
+			return &ls->v[j];
 		j = (j + 1) & (ls->cap - 1);
 	}
-	return -1;
+	return NULL;
+}
+
+static double
+set_find_n(const learned_set *ls, const char *g, size_t len)
+{
+	const learned_entry *e = set_slot(ls, g, len);
+	return e != NULL ? e->avg : -1;
 }
 
 static double
@@ -310,6 +348,30 @@ learn_cb(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 	if (klen > ls->plen && decode_value(v, vlen, &avg, &n) && n > 0)
 		set_insert(ls, (const char *)k + ls->plen, klen - ls->plen, avg);
 	return 0;
+}
+
+// fold_waiting adds to LS the samples of the DAG whose keys start with
+// PREFIX (NAME \0, PLEN bytes) that wait in memory, not yet written: a run
+// created within a second of its DAG's last successes learns from them.
+// Keys borrow from H's buffer, which does not change while learning.
+static void
+fold_waiting(const struct history *h, learned_set *ls, const char *prefix,
+	size_t plen)
+{
+	for (size_t off = 0; off < h->len;) {
+		const uint8_t *p = (const uint8_t *)h->buf + off;
+		size_t klen = (size_t)p[0] << 8 | p[1];
+		const char *key = (const char *)p + 2;
+		double sample = (double)wf_get_be64(p + 2 + klen);
+		off += 2 + klen + 8;
+		if (klen <= plen || memcmp(key, prefix, plen) != 0)
+			continue;
+		learned_entry *e = set_slot(ls, key + plen, klen - plen);
+		if (e != NULL)
+			e->avg = history_ewma(e->avg, 1, sample);
+		else
+			set_insert(ls, key + plen, klen - plen, sample);
+	}
 }
 
 void
@@ -342,8 +404,9 @@ history_learn(wf_sched *s, dag_version *dv)
 		ls.cap *= 2;
 	ls.v = sched_calloc(ls.cap, sizeof(*ls.v));
 	if (wf_db_iter(txn, T_DURATIONS, prefix, plen, false, learn_cb, &ls) ==
-			WF_EOK &&
-		ls.n > 0) {
+		WF_EOK)
+		fold_waiting(hist_of(s), &ls, prefix, plen);
+	if (ls.n > 0) {
 		double *learned = sched_calloc(dag->ntasks, sizeof(*learned));
 		for (uint32_t i = 0; i < dag->ntasks; i++) {
 			const wf_task *t = &dag->tasks[i];
@@ -600,7 +663,12 @@ history_committed(wf_sched *s)
 	struct history *h = s->history;
 	if (h == NULL)
 		return;
-	h->len = 0;
+	if (h->in_commit) {
+		h->len = 0;
+		h->in_commit = false;
+		h->run_ended = false;
+		h->written_ms = wf_mono_ms();
+	}
 	for (uint32_t k = 0; k < h->nplan; k++) {
 		const sweep_plan *p = &h->plan[k];
 		int64_t i = todo_find(h, p->name);

@@ -81,6 +81,7 @@ op_finished(void *arg, wf_run *run)
 	s->finished_runs[k] = (finished_run){.run = run,
 		.need = s->commit_seq + 1};
 	api_status_wake(s, run);
+	history_run_finished(s);
 	retention_finished(s, run);
 	runs_start_queued(s, run->dag->name);
 }

@@ -489,7 +489,8 @@ store_flush(wf_sched *s)
 {
 	// After the batch in flight, and with the one that failed.
 	commit_settle(s);
-	if (!store_dirty(s) && !retention_pending(s) && !commit_retained(s))
+	if (!store_dirty(s) && !retention_pending(s) && !commit_retained(s) &&
+		!history_write_due(s))
 		return WF_EOK;
 	WF_FAULT("store.before_commit");
 	s->commit_seq++;

@@ -214,6 +214,61 @@ has_record(harness *h, const char *name, const char *task)
 	return e == WF_EOK;
 }
 
+// succeed_one runs task I of RUN to success in MS ms and commits.
+static void
+succeed_one(harness *h, wf_run *run, uint32_t i, int64_t ms)
+{
+	int64_t t0 = 1700000000000;
+	dispatch_unready(h->s, run, i);
+	ck_assert(wf_run_dispatched(run, i, "w", t0) == WF_EOK);
+	wf_attempt_end end = {.success = true, .started_ms = t0,
+		.ended_ms = t0 + ms};
+	ck_assert(wf_run_attempt_ended(run, i, run->t[i].attempt, &end,
+			  t0 + ms) == WF_EOK);
+	ck_assert(store_flush(h->s) == WF_EOK);
+}
+
+static const char *const THREE =
+	"name: t\nmax_active_runs: 2\ntasks:\n"
+	"  x: {run: 'true'}\n  y: {run: 'true'}\n  z: {run: 'true'}\n";
+
+// Samples wait in memory between writes (history.h, HISTORY_APPLY_MS): a
+// commit within the second after the last write leaves them out, a new
+// run learns from them all the same, and the run's end writes them.
+START_TEST(samples_wait_and_still_count)
+{
+	harness h = {0};
+	h_open(&h, true);
+	h_submit(&h, THREE);
+	wf_run *r1 = h_create(&h, "t");
+	succeed_one(&h, r1, 0, 100); // the first ones go at once
+	ck_assert_uint_eq(records(&h, "t"), 1);
+	succeed_one(&h, r1, 1, 5000); // within the second: they wait
+	ck_assert_uint_eq(records(&h, "t"), 1);
+	wf_run *r2 = h_create(&h, "t");
+	dag_version *dv = r2->owner;
+	ck_assert_near(dv->rank[0], 100);
+	ck_assert_near(dv->rank[1], 5000);
+	ck_assert_near(dv->rank[2], HISTORY_DEFAULT_MS);
+	succeed_one(&h, r1, 2, 70); // r1 ends: all of them are written
+	ck_assert_int_eq(r1->state, WF_RUN_SUCCESS);
+	ck_assert_uint_eq(records(&h, "t"), 3);
+
+	// What waits when the scheduler closes is written then.
+	succeed_one(&h, r2, 0, 300);
+	ck_assert(has_record(&h, "t", "x"));
+	h_close(&h);
+	h_open(&h, false);
+	dv = registry_get(h.s, "t", 1, NULL, 0);
+	ck_assert_ptr_nonnull(dv);
+	history_learn(h.s, dv);
+	ck_assert_near(dv->rank[0], 0.3 * 300 + 0.7 * 100);
+	registry_put(h.s, dv);
+	h_close(&h);
+	h_remove(&h);
+}
+END_TEST
+
 START_TEST(a_new_version_drops_the_records_of_tasks_it_lost)
 {
 	harness h = {0};
@@ -335,6 +390,7 @@ suite(void)
 	tcase_add_test(tc, durations_are_learned_and_rank_new_runs);
 	tcase_add_test(tc, a_new_version_keeps_what_its_tasks_learned);
 	tcase_add_test(tc, a_new_version_drops_the_records_of_tasks_it_lost);
+	tcase_add_test(tc, samples_wait_and_still_count);
 	tcase_add_test(tc, a_big_loss_goes_in_batches);
 	tcase_add_test(tc, a_dag_that_is_gone_loses_its_records);
 	suite_add_tcase(s, tc);
