@@ -73,25 +73,31 @@ END_TEST
 
 // --- a real scheduler store ---------------------------------------------------------------
 
+// succeed runs queued task I of RUN to success in MS ms (not committed).
+static void
+succeed(harness *h, wf_run *run, uint32_t i, int64_t ms)
+{
+	int64_t t0 = 1700000000000;
+	ck_assert_int_eq(run->t[i].state, WF_TASK_QUEUED);
+	dispatch_unready(h->s, run, i);
+	ck_assert(wf_run_dispatched(run, i, "w", t0) == WF_EOK);
+	wf_attempt_end end = {
+		.success = true,
+		.exit_code = 0,
+		.started_ms = t0,
+		.ended_ms = t0 + ms,
+	};
+	ck_assert(wf_run_attempt_ended(run, i, run->t[i].attempt, &end,
+			  t0 + ms) == WF_EOK);
+}
+
 // h_succeed runs every task of RUN to success, task I taking MS[I] ms
 // (indexes in topological order, so one pass releases everything).
 static void
 h_succeed(harness *h, wf_run *run, const int64_t *ms)
 {
-	int64_t t0 = 1700000000000;
-	for (uint32_t i = 0; i < run->dag->ntasks; i++) {
-		ck_assert_int_eq(run->t[i].state, WF_TASK_QUEUED);
-		dispatch_unready(h->s, run, i);
-		ck_assert(wf_run_dispatched(run, i, "w", t0) == WF_EOK);
-		wf_attempt_end end = {
-			.success = true,
-			.exit_code = 0,
-			.started_ms = t0,
-			.ended_ms = t0 + ms[i],
-		};
-		ck_assert(wf_run_attempt_ended(run, i, run->t[i].attempt, &end,
-				  t0 + ms[i]) == WF_EOK);
-	}
+	for (uint32_t i = 0; i < run->dag->ntasks; i++)
+		succeed(h, run, i, ms[i]);
 	ck_assert_int_eq(run->state, WF_RUN_SUCCESS);
 	ck_assert(store_flush(h->s) == WF_EOK);
 }
@@ -218,13 +224,7 @@ has_record(harness *h, const char *name, const char *task)
 static void
 succeed_one(harness *h, wf_run *run, uint32_t i, int64_t ms)
 {
-	int64_t t0 = 1700000000000;
-	dispatch_unready(h->s, run, i);
-	ck_assert(wf_run_dispatched(run, i, "w", t0) == WF_EOK);
-	wf_attempt_end end = {.success = true, .started_ms = t0,
-		.ended_ms = t0 + ms};
-	ck_assert(wf_run_attempt_ended(run, i, run->t[i].attempt, &end,
-			  t0 + ms) == WF_EOK);
+	succeed(h, run, i, ms);
 	ck_assert(store_flush(h->s) == WF_EOK);
 }
 
