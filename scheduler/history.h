@@ -37,11 +37,11 @@ void history_sample(wf_sched *s, const struct wf_run *run, uint32_t i);
 
 // Samples wait in memory and go into a commit at most once a second
 // (HISTORY_APPLY_MS), or once HISTORY_APPLY_BYTES of them wait, or when a
-// run ends, or when the scheduler closes. A durations record is keyed by task name, so the
-// samples of one commit lie on as many B-tree pages as there are tasks:
-// written with every commit, they doubled the pages a busy scheduler
-// flushed (bench/README.md, seventh session). A crash loses at most the
-// last second of samples: estimates, not state.
+// run ends, or when the scheduler closes. A durations record is keyed by
+// task name, so the samples of one commit lie on about as many B-tree
+// pages as there are tasks: written with every commit, they doubled the
+// pages a busy scheduler flushed (bench/README.md, seventh session). A
+// crash loses at most the last second of samples: estimates, not state.
 #define HISTORY_APPLY_MS 1000
 #define HISTORY_APPLY_BYTES (1u << 20)
 
@@ -54,12 +54,11 @@ void history_run_finished(wf_sched *s);
 // write: reason enough for a commit when nothing else changed.
 bool history_write_due(wf_sched *s);
 
-// history_flush writes the samples noted since they were last written,
-// when they are due (above), into TXN,
-// the group commit's write transaction (store.c), and deletes stale
-// records: of a DAG whose entry the commit writes (a new version; the
-// first write since start) those of task names its latest version does
-// not have, and those of the DAGs queued by history_open and
+// history_flush writes the samples waiting, when they are due (above),
+// into TXN, the group commit's write transaction (store.c), and deletes
+// stale records: of a DAG whose entry the commit writes (a new version;
+// the first write since start) those of task names its latest version
+// does not have, and those of the DAGs queued by history_open and
 // history_forget_dag, HISTORY_SWEEP_RECORDS at most. Idempotent until
 // history_committed: a commit that failed is redone with the same samples.
 wf_err history_flush(wf_sched *s, wf_db_txn *txn) WF_MUST_CHECK;
@@ -69,11 +68,11 @@ wf_err history_flush(wf_sched *s, wf_db_txn *txn) WF_MUST_CHECK;
 void history_committed(wf_sched *s);
 
 // The pipelined commit (commit.c) takes the samples out into its batch
-// when they are due (history_take_samples appends them to BUF, of LEN used
-// and CAP bytes) and
-// folds them in on its thread (history_apply_samples: no scheduler state,
-// only TXN). It does so only while no sweep is due (history_sweep_due):
-// the sweep reads the registry, so its commits stay on the loop.
+// when they are due (history_take_samples appends them to BUF, of LEN
+// used and CAP bytes) and folds them in on its thread
+// (history_apply_samples: no scheduler state, only TXN). It does so only
+// while no sweep is due (history_sweep_due): the sweep reads the
+// registry, so its commits stay on the loop.
 void history_take_samples(wf_sched *s, char **buf, size_t *len, size_t *cap);
 wf_err history_apply_samples(const char *buf, size_t len, wf_db_txn *txn)
 	WF_MUST_CHECK;
@@ -81,8 +80,8 @@ bool history_sweep_due(wf_sched *s);
 
 // history_learn recomputes DV's ranks from explicit estimates, else the
 // durations learned for its DAG (the samples still waiting in memory
-// included), else HISTORY_DEFAULT_MS. Called when a
-// run of DV is created (and at recovery), before its tasks are queued.
+// included), else HISTORY_DEFAULT_MS. Called when a run of DV is created
+// (and at recovery), before its tasks are queued.
 void history_learn(wf_sched *s, struct dag_version *dv);
 
 // history_recovered is history_learn at start, for the versions of the
